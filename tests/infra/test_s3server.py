@@ -1,0 +1,40 @@
+"""The local S3 server lifecycle: start, readiness, restart keeps data, wrong secrets are refused, stop."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from minio.error import S3Error
+from pydantic import SecretStr
+
+from infra import s3server
+from infra.storage.client import build_client
+from infra.storage.config import S3Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_restart_keeps_data_and_wrong_secret_is_refused(tmp_path: Path) -> None:
+    port = s3server.find_free_port_base()
+    settings = S3Settings(endpoint=f"127.0.0.1:{port}")
+    server = s3server.start(tmp_path, settings, s3_port=port)
+    try:
+        assert s3server.running_pid(tmp_path) == server.pid
+        client = build_client(settings)
+        client.make_bucket("keep")
+        client.put_object("keep", "k", io.BytesIO(b"still here"), 10)
+        assert s3server.stop(tmp_path)
+        assert s3server.running_pid(tmp_path) is None
+        s3server.start(tmp_path, settings, s3_port=port)
+        response = client.get_object("keep", "k")
+        assert response.read() == b"still here"
+        response.close()
+        intruder = build_client(settings.model_copy(update={"secret_key": SecretStr("wrong-secret")}))
+        with pytest.raises(S3Error) as refused:
+            intruder.list_buckets()
+        assert refused.value.code in {"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"}
+    finally:
+        s3server.stop(tmp_path)
+    assert not s3server.stop(tmp_path)
