@@ -1,0 +1,59 @@
+"""Tables of the metadata store. The object store stays the source of truth for evidence bytes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Event(Base):
+    """An incident witnesses are asked about: a place, a radius and a time window."""
+
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    radius_m: Mapped[float] = mapped_column(Float)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepts_uploads: Mapped[bool] = mapped_column(default=True)
+    retention_days: Mapped[int] = mapped_column(Integer, default=365)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Submission(Base):
+    """One witness's batch of photos. The witness holds the token; we keep only its hash."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Upload(Base):
+    """A file acknowledged to a witness: it points at the verified original and its manifest."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (UniqueConstraint("submission_id", "sha256", name="uq_upload_submission_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(50))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    object_key: Mapped[str] = mapped_column(String(200))
+    object_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    manifest_key: Mapped[str] = mapped_column(String(300))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

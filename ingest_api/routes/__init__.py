@@ -1,0 +1,1 @@
+"""HTTP routes: thin adapters over ingest_api.services."""

@@ -1,0 +1,83 @@
+"""Witness photo upload: the raw image is the request body (no multipart form), one photo per request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from ingest_api.deps import IngestServiceDep, SettingsDep
+from ingest_api.services.sniff import RejectedUpload
+from ingest_api.services.spool import spool_body
+
+router = APIRouter(prefix="/v1", tags=["witness uploads"])
+
+
+class ReceiptOut(BaseModel):
+    submission_id: str
+    event_id: str
+    sha256: str
+    size: int
+    media_type: str
+    width: int
+    height: int
+    received_at: datetime
+    duplicate: bool
+    submission_token: str | None = None
+
+
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+
+
+@router.post(
+    "/events/{event_id}/photos",
+    status_code=201,
+    response_model=ReceiptOut,
+    response_model_exclude_none=True,
+    responses={
+        400: {"model": ErrorOut},
+        401: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        410: {"model": ErrorOut},
+        413: {"model": ErrorOut},
+        415: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+        503: {"model": ErrorOut},
+    },
+    summary="Upload one photo for an event",
+    description=(
+        "Send the image bytes as the request body (JPEG, PNG, HEIC/HEIF or WebP). The receipt is returned only "
+        "after the photo is stored and its SHA-256 verified. The first upload opens a submission and returns its "
+        "`submission_token`; send it as `X-Submission-Token` to add more photos to the same submission."
+    ),
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
+async def upload_photo(
+    event_id: str,
+    request: Request,
+    service: IngestServiceDep,
+    settings: SettingsDep,
+    content_length: Annotated[int | None, Header()] = None,
+    x_submission_token: Annotated[str | None, Header()] = None,
+) -> ReceiptOut:
+    if content_length is not None and content_length > settings.max_upload_bytes:
+        raise RejectedUpload(
+            "too_large", f"the upload ({content_length} bytes) exceeds the limit of {settings.max_upload_bytes}", 413
+        )
+    body = await spool_body(
+        request.stream(), max_bytes=settings.max_upload_bytes, memory_bytes=settings.spool_memory_bytes
+    )
+    try:
+        receipt = await run_in_threadpool(
+            service.accept_photo, event_id=event_id, submission_token=x_submission_token, body=body
+        )
+    finally:
+        body.close()
+    return ReceiptOut.model_validate(receipt, from_attributes=True)

@@ -1,0 +1,1 @@
+"""Services the routes wrap: plain Python, testable without HTTP."""

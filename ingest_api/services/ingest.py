@@ -1,0 +1,141 @@
+"""Accepting one witness photo: validate, store durably, verify, record, and only then acknowledge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from minio import Minio
+from minio.error import S3Error
+from sqlalchemy.orm import Session, sessionmaker
+from urllib3.exceptions import HTTPError
+
+from infra.storage.config import BucketNames
+from infra.storage.evidence import StoredObject, manifest_key, store_json, store_original
+from infra.storage.integrity import IntegrityError
+from ingest_api.db import repository
+from ingest_api.db.models import Upload
+from ingest_api.services.sniff import RejectedUpload, sniff_image
+from ingest_api.services.spool import SpooledBody
+
+
+class StorageUnavailable(Exception):
+    """The object store failed or could not prove the write; the client should retry the same upload."""
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes even for timezone-aware columns; we only ever store UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    submission_id: str
+    event_id: str
+    sha256: str
+    size: int
+    media_type: str
+    width: int
+    height: int
+    received_at: datetime
+    duplicate: bool
+    submission_token: str | None  # only when this upload opened a new submission
+
+
+@dataclass(frozen=True)
+class IngestService:
+    client: Minio
+    buckets: BucketNames
+    sessions: sessionmaker[Session]
+    max_pixels: int
+    api_version: str
+
+    def accept_photo(self, *, event_id: str, submission_token: str | None, body: SpooledBody) -> Receipt:
+        with self.sessions() as session:
+            event = repository.get_event(session=session, event_id=event_id)
+            if event is None:
+                raise RejectedUpload("unknown_event", f"no event with id {event_id!r}", status=404)
+            if not event.accepts_uploads:
+                raise RejectedUpload("event_closed", f"event {event_id!r} no longer accepts uploads", status=410)
+            submission = None
+            if submission_token is not None:
+                submission = repository.submission_for_token(session=session, token=submission_token)
+                if submission is None or submission.event_id != event_id:
+                    raise RejectedUpload("bad_token", "the submission token is not valid for this event", 401)
+            image = sniff_image(body.file, max_pixels=self.max_pixels)
+            received_at = datetime.now(UTC)
+            stored = self._store(body, image.media_type)
+            new_token = None
+            if submission is None:
+                created = repository.create_submission(session=session, event_id=event_id)
+                submission, new_token = created.submission, created.token
+            manifest = manifest_key(event_id=event_id, submission_id=submission.id, sha256=body.sha256)
+            self._write_manifest(
+                manifest,
+                {
+                    "event_id": event_id,
+                    "submission_id": submission.id,
+                    "sha256": body.sha256,
+                    "size": body.size,
+                    "media_type": image.media_type,
+                    "width": image.width,
+                    "height": image.height,
+                    "object_key": stored.key,
+                    "object_version": stored.version_id,
+                    "received_at": received_at.isoformat(),
+                    "api_version": self.api_version,
+                },
+            )
+            row = repository.record_upload(
+                session=session,
+                upload=Upload(
+                    submission_id=submission.id,
+                    sha256=body.sha256,
+                    size=body.size,
+                    media_type=image.media_type,
+                    width=image.width,
+                    height=image.height,
+                    object_key=stored.key,
+                    object_version=stored.version_id,
+                    manifest_key=manifest,
+                    received_at=received_at,
+                ),
+            )
+            return Receipt(
+                submission_id=submission.id,
+                event_id=event_id,
+                sha256=body.sha256,
+                size=body.size,
+                media_type=image.media_type,
+                width=image.width,
+                height=image.height,
+                received_at=_as_utc(row.received_at),
+                duplicate=not stored.created,
+                submission_token=new_token,
+            )
+
+    def _store(self, body: SpooledBody, media_type: str) -> StoredObject:
+        body.file.seek(0)
+        try:
+            return store_original(
+                self.client,
+                self.buckets.evidence,
+                stream=body.file,
+                size=body.size,
+                sha256=body.sha256,
+                content_type=media_type,
+            )
+        except IntegrityError as error:
+            raise StorageUnavailable(
+                f"the stored copy failed verification, nothing was acknowledged: {error}"
+            ) from error
+        except (S3Error, HTTPError, OSError) as error:
+            raise StorageUnavailable(f"the evidence store is unavailable: {error}") from error
+
+    def _write_manifest(self, key: str, document: dict[str, object]) -> None:
+        try:
+            store_json(self.client, self.buckets.evidence, key, document)
+        except IntegrityError as error:
+            raise StorageUnavailable(f"the manifest failed verification: {error}") from error
+        except (S3Error, HTTPError, OSError) as error:
+            raise StorageUnavailable(f"the evidence store is unavailable: {error}") from error
