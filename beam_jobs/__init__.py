@@ -1,0 +1,1 @@
+"""Apache Beam jobs: extraction of photo and detection records from the evidence store."""
