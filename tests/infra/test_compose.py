@@ -19,9 +19,7 @@ def _compose_config(path: Path) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.fail("docker-compose (Debian package) is needed to validate the compose file; .ci/run installs it")
-    return subprocess.run(
-        [binary, "-f", str(path), "config"], capture_output=True, text=True, env=SECRETS, check=False
-    )
+    return subprocess.run([binary, "-f", str(path), "config"], capture_output=True, text=True, env=SECRETS, check=False)
 
 
 def test_compose_file_validates_against_the_compose_schema() -> None:
