@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3}
-apt_packages=(docker-compose)
+apt_packages=(docker-compose postgresql)
 
 missing=()
 for package in "${apt_packages[@]}"; do
