@@ -1,0 +1,281 @@
+"""One FAISS index per embedding kind, with stable int64 ids, incremental add and remove.
+
+Index type by size (`choose_index_type`, thresholds from `bench/search.py` on 2 cores, dim 128):
+exact `IndexFlatIP` below `IndexParams.flat_max` = 100k vectors (about 7 ms a query there, no
+build cost), `IndexHNSWFlat` (inner product, M=32, efSearch 128: recall@10 1.0 at 100k, 0.35 ms)
+above, and IVF-PQ re-ranked by `IndexRefineFlat` from `ivfpq_min` = 5M, where HNSW builds
+(about 150 us a vector on 2 cores) take longer than a rebuild window allows.
+Every index is wrapped in `IndexIDMap2`, which stores our ids next to the vectors (one file) and
+can `reconstruct` a vector by id, used by exact search over small fenced subsets.
+
+Removal (withdrawn photos): Flat removes for real. HNSW and IndexRefine cannot remove in FAISS, and
+the alternatives that can (IVF-Flat) lose recall or memory; so they keep a tombstone set that
+search filters out with an `IDSelectorBitmap`, and `compact()` rebuilds from the surviving vectors
+(exact copies, also for IVF-PQ, whose refine stage keeps full vectors) once tombstones exceed
+`max_tombstone_fraction`. A withdrawn id is therefore never returned, before or after compaction.
+
+Searches run on the wrapped index with a selector over its internal positions (a bitmap is O(1)
+per test, unlike `IDSelectorBatch` translated through the id map) and translate labels back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import faiss
+import numpy as np
+from numpy.typing import NDArray
+
+# faiss 1.15 ships a partial `__init__.pyi`: it lacks SearchParametersHNSW, the keyword constructors
+# that faiss adds at import, and `referenced_objects`. Those runtime-only parts go through this alias.
+_faiss: Any = faiss
+
+
+class IndexType(StrEnum):
+    FLAT = "flat"
+    HNSW = "hnsw"
+    IVFPQ_REFINE = "ivfpq_refine"
+
+
+class VectorError(ValueError):
+    """Vectors or ids handed to an index are malformed."""
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """Build and search defaults; see module docstring and docs/BENCHMARKS.md for where they come from."""
+
+    flat_max: int = 100_000
+    ivfpq_min: int = 5_000_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 100
+    hnsw_ef_search: int = 128
+    ivf_nlist: int | None = None  # None: about 4 * sqrt(n)
+    pq_m: int | None = None  # None: dim // 4 sub-quantizers of 8 bits
+    ivf_nprobe: int = 32
+    refine_k_factor: float = 8.0
+    max_tombstone_fraction: float = 0.1
+
+
+def choose_index_type(n: int, params: IndexParams) -> IndexType:
+    if n < params.flat_max:
+        return IndexType.FLAT
+    return IndexType.HNSW if n < params.ivfpq_min else IndexType.IVFPQ_REFINE
+
+
+def check_vectors(vectors: Any, dim: int | None = None, what: str = "vectors") -> NDArray[np.float32]:
+    """`(n, d) float32`, finite, L2-normalised (to 1e-3), else `VectorError` naming the problem."""
+    if not isinstance(vectors, np.ndarray) or vectors.ndim != 2:
+        raise VectorError(f"{what} must be a 2-D numpy array (n, d); got {type(vectors).__name__} "
+                          f"with shape {getattr(vectors, 'shape', None)}")
+    if vectors.dtype != np.float32:
+        raise VectorError(f"{what} must be float32; got {vectors.dtype}")
+    if dim is not None and vectors.shape[1] != dim:
+        raise VectorError(f"{what} have dimension {vectors.shape[1]}; index dimension is {dim}")
+    if not np.isfinite(vectors).all():
+        bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
+        raise VectorError(f"{what} row {bad} contains NaN or inf")
+    norms = np.linalg.norm(vectors, axis=1)
+    off = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
+    if off.size:
+        raise VectorError(f"{what} must be L2-normalised; row {int(off[0])} has norm {norms[off[0]]:.4f}")
+    return np.ascontiguousarray(vectors)
+
+
+def check_ids(ids: Any, n: int) -> NDArray[np.int64]:
+    """`(n,) int64`, unique, non-negative, else `VectorError`."""
+    if not isinstance(ids, np.ndarray) or ids.dtype != np.int64 or ids.shape != (n,):
+        raise VectorError(f"ids must be an int64 array of shape ({n},); got "
+                          f"{getattr(ids, 'dtype', type(ids).__name__)} {getattr(ids, 'shape', None)}")
+    if n and (ids.min() < 0 or len(np.unique(ids)) != n):
+        raise VectorError("ids must be unique and non-negative")
+    return np.ascontiguousarray(ids)
+
+
+def _new_faiss_index(index_type: IndexType, dim: int, n: int, params: IndexParams) -> faiss.Index:
+    if index_type is IndexType.FLAT:
+        return faiss.IndexFlatIP(dim)
+    if index_type is IndexType.HNSW:
+        hnsw = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = params.hnsw_ef_construction
+        return hnsw
+    nlist = params.ivf_nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))
+    pq_m = params.pq_m or max(1, dim // 4)
+    if dim % pq_m:
+        raise VectorError(f"pq_m={pq_m} must divide dim={dim}")
+    quantizer = faiss.IndexFlatIP(dim)
+    ivfpq = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
+    refine: Any = faiss.IndexRefineFlat(ivfpq)
+    refine.k_factor = params.refine_k_factor
+    refine.referenced_objects = [quantizer, ivfpq]  # keep the Python proxies alive with the owner
+    return refine
+
+
+class VectorIndex:
+    """Embeddings of one kind (e.g. "face") keyed by int64 ids; inner-product (cosine) search."""
+
+    def __init__(self, index: faiss.IndexIDMap2, *, kind: str, index_type: IndexType,
+                 params: IndexParams, tombstones: NDArray[np.int64] | None = None) -> None:
+        self.index = index
+        self.kind = kind
+        self.index_type = IndexType(index_type)
+        self.params = params
+        self.tombstones = np.unique(tombstones if tombstones is not None else np.empty(0, np.int64))
+        self._labels: NDArray[np.int64] | None = None
+        # argsort of the labels and the sorted labels, for id -> position lookups; rebuilt with _labels
+        self._sorted: tuple[NDArray[np.int64], NDArray[np.int64]] = (np.empty(0, np.int64),) * 2
+
+    @classmethod
+    def build(cls, kind: str, ids: NDArray[np.int64], vectors: NDArray[np.float32], *,
+              index_type: IndexType | None = None, params: IndexParams | None = None) -> VectorIndex:
+        """Index `vectors` `(n, d) float32` under `ids` `(n,) int64`; type by size unless given."""
+        params = params or IndexParams()
+        vectors = check_vectors(vectors)
+        ids = check_ids(ids, len(vectors))
+        index_type = index_type or choose_index_type(len(vectors), params)
+        inner = _new_faiss_index(index_type, vectors.shape[1], len(vectors), params)
+        if not inner.is_trained:
+            inner.train(vectors)
+        wrapped: Any = faiss.IndexIDMap2(inner)
+        wrapped.referenced_objects = [inner]
+        wrapped.add_with_ids(vectors, ids)
+        return cls(wrapped, kind=kind, index_type=index_type, params=params)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def __len__(self) -> int:
+        """Live (searchable) vectors."""
+        return int(self.index.ntotal) - len(self.tombstones)
+
+    def labels(self) -> NDArray[np.int64]:
+        """`(ntotal,) int64` id at each internal position (tombstoned ids included)."""
+        if self._labels is None:
+            self._labels = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+            order = np.argsort(self._labels)
+            self._sorted = (order, self._labels[order])
+        return self._labels
+
+    def _lookup(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """Positions `(m,) int64` and found mask `(m,) bool` of `ids` in the id map (tombstoned or not)."""
+        labels = self.labels()
+        order, sorted_labels = self._sorted
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        if not len(labels):
+            return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+        at = np.minimum(np.searchsorted(sorted_labels, ids), len(labels) - 1)
+        return order[at], sorted_labels[at] == ids
+
+    def contains(self, ids: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """`(m,) bool`: which ids are live in the index."""
+        found = self._lookup(ids)[1]
+        if len(self.tombstones):
+            found &= ~np.isin(ids, self.tombstones)
+        return found
+
+    def add(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
+        vectors = check_vectors(vectors, self.dim)
+        ids = check_ids(ids, len(vectors))
+        if np.isin(ids, self.tombstones).any():
+            self.compact()  # a re-added id must not also exist as a dead copy
+        present = ids[self._lookup(ids)[1]]
+        if present.size:
+            raise VectorError(f"{present.size} ids already in the index, e.g. {int(present[0])}")
+        self.index.add_with_ids(vectors, ids)
+        self._labels = None
+
+    def remove(self, ids: NDArray[np.int64]) -> int:
+        """Remove ids (unknown ids are ignored); returns how many live vectors were removed."""
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        live = ids[self.contains(ids)]
+        if not live.size:
+            return 0
+        if self.index_type is IndexType.FLAT:
+            self.index.remove_ids(faiss.IDSelectorBatch(live))
+            self._labels = None
+        else:
+            self.tombstones = np.union1d(self.tombstones, live)
+            if len(self.tombstones) > self.params.max_tombstone_fraction * self.index.ntotal:
+                self.compact()
+        return int(live.size)
+
+    def reconstruct(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
+        """`(m, d) float32` stored vectors of live `ids` `(m,) int64` (exact for every index type)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if not self.contains(ids).all():
+            raise KeyError(f"id {int(ids[~self.contains(ids)][0])} is not live in the {self.kind} index")
+        if not ids.size:
+            return np.empty((0, self.dim), np.float32)
+        return np.asarray(self.index.reconstruct_batch(ids), dtype=np.float32)
+
+    def compact(self) -> None:
+        """Drop tombstoned vectors: reset the index (keeping IVF training) and re-add the survivors."""
+        if not len(self.tombstones):
+            return
+        labels = self.labels()
+        keep = labels[~np.isin(labels, self.tombstones)]
+        vectors = self.reconstruct(keep)
+        self.index.reset()
+        if keep.size:
+            self.index.add_with_ids(vectors, keep)
+        self.tombstones, self._labels = np.empty(0, np.int64), None
+
+    def _positions(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Internal positions `(m,) int64` of those `ids` present in the id map (tombstoned or not)."""
+        positions, found = self._lookup(ids)
+        return positions[found]
+
+    def _flat_storage(self) -> faiss.Index:
+        """The exact `IndexFlatIP` holding every vector at the same positions as the search index."""
+        inner: Any = faiss.downcast_index(self.index.index)
+        if self.index_type is IndexType.HNSW:
+            return faiss.downcast_index(inner.storage)
+        if self.index_type is IndexType.IVFPQ_REFINE:
+            return faiss.downcast_index(inner.refine_index)
+        return inner
+
+    def search(self, queries: NDArray[np.float32], k: int, *, allowed_ids: NDArray[np.int64] | None = None,
+               exact: bool = False, ef_search: int | None = None, nprobe: int | None = None,
+               k_factor: float | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Top-k by inner product: scores `(nq, k) float32` (-inf padding), ids `(nq, k) int64` (-1).
+
+        `exact=True` scans the flat vector storage (recall 1.0, cost ~ allowed count x dim): the path for
+        small or very selective fences, where graph and IVF searches with a selector lose recall.
+        """
+        queries = check_vectors(queries, self.dim, "queries")
+        if k < 1:
+            raise VectorError(f"k must be >= 1; got {k}")
+        ntotal = int(self.index.ntotal)
+        if allowed_ids is None and not len(self.tombstones):
+            mask = None
+        else:
+            mask = np.zeros(ntotal, dtype=bool)
+            mask[self._positions(allowed_ids) if allowed_ids is not None else slice(None)] = True
+            mask[self._positions(self.tombstones)] = False
+        # The selector reads the bitmap's memory through a raw pointer: both stay referenced here.
+        bitmap = np.packbits(mask, bitorder="little") if mask is not None else None
+        sel = faiss.IDSelectorBitmap(ntotal, faiss.swig_ptr(bitmap)) if bitmap is not None else None
+        if exact:
+            scores, positions = self._flat_storage().search(queries, k, params=_faiss.SearchParameters(sel=sel))
+        else:
+            params = self._search_params(sel, ef_search, nprobe, k_factor)
+            scores, positions = self.index.index.search(queries, k, params=params)
+        labels = self.labels()
+        ids = np.where(positions >= 0, labels[np.clip(positions, 0, None)], -1) if ntotal else positions
+        scores = np.where(positions >= 0, scores, -np.inf).astype(np.float32)
+        return scores, ids.astype(np.int64)
+
+    def _search_params(self, sel: faiss.IDSelector | None, ef_search: int | None, nprobe: int | None,
+                       k_factor: float | None) -> faiss.SearchParameters:
+        if self.index_type is IndexType.HNSW:
+            return _faiss.SearchParametersHNSW(sel=sel, efSearch=ef_search or self.params.hnsw_ef_search)
+        if self.index_type is IndexType.IVFPQ_REFINE:
+            base = _faiss.SearchParametersIVF(sel=sel, nprobe=nprobe or self.params.ivf_nprobe)
+            refine = _faiss.IndexRefineSearchParameters(
+                k_factor=k_factor or self.params.refine_k_factor, base_index_params=base)
+            refine.referenced_objects = [base]
+            return refine
+        return _faiss.SearchParameters(sel=sel)

@@ -1,0 +1,122 @@
+"""Fences: metre-level circle boundaries, antimeridian and poles, time windows, unplaced/untimed rows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from indexers.fence import EARTH_RADIUS_M, Circle, Fence, FenceError, Polygon, TimeWindow, haversine_m
+from indexers.metadata import MetadataTable
+
+RecordFactory = Callable[..., tuple[pa.Table, pa.Table]]
+
+
+def destination(lat: float, lon: float, bearing_deg: float, distance_m: float) -> tuple[float, float]:
+    """Point reached from (lat, lon) along a great circle (same sphere as the fence)."""
+    p1, l1, th = math.radians(lat), math.radians(lon), math.radians(bearing_deg)
+    dl = distance_m / EARTH_RADIUS_M
+    p2 = math.asin(math.sin(p1) * math.cos(dl) + math.cos(p1) * math.sin(dl) * math.cos(th))
+    l2 = l1 + math.atan2(math.sin(th) * math.sin(dl) * math.cos(p1), math.cos(dl) - math.sin(p1) * math.sin(p2))
+    return math.degrees(p2), (math.degrees(l2) + 540.0) % 360.0 - 180.0
+
+
+@pytest.mark.parametrize(("centre", "radius"), [((51.5007, -0.1246), 500.0), ((-33.86, 151.21), 25.0),
+                                                ((10.0, 179.9995), 200.0), ((89.99, 0.0), 3_000.0)])
+@pytest.mark.parametrize("bearing", [0.0, 45.0, 90.0, 180.0, 270.0])
+def test_circle_boundary_to_a_metre(centre: tuple[float, float], radius: float, bearing: float) -> None:
+    circle = Circle(centre[0], centre[1], radius)
+    inside = destination(*centre, bearing, radius - 1.0)
+    outside = destination(*centre, bearing, radius + 1.0)
+    lat = np.array([inside[0], outside[0]])
+    lon = np.array([inside[1], outside[1]])
+    assert circle.contains(lat, lon).tolist() == [True, False]
+
+
+def test_circle_across_antimeridian_and_around_pole() -> None:
+    across = Circle(10.0, 179.9995, 200.0)
+    lat, lon = np.array([10.0, 10.0, 10.0]), np.array([-179.9995, 179.99, -179.99])
+    assert across.contains(lat, lon).tolist() == [True, False, False]
+    pole = Circle(90.0, 0.0, 100_000.0)
+    lat, lon = np.array([89.2, 89.2, 89.0, -89.5]), np.array([0.0, 180.0, 45.0, 0.0])
+    assert pole.contains(lat, lon).tolist() == [True, True, False, False]
+    assert haversine_m(np.array([89.9]), np.array([0.0]), 89.9, 180.0)[0] == pytest.approx(22_239, rel=1e-3)
+
+
+def test_nan_positions_are_never_inside() -> None:
+    assert not Circle(0.0, 0.0, 1e7).contains(np.array([np.nan]), np.array([0.0]))[0]
+    square = Polygon((-1.0, -1.0, 1.0, 1.0), (-1.0, 1.0, 1.0, -1.0))
+    assert not square.contains(np.array([np.nan]), np.array([np.nan]))[0]
+
+
+def test_polygon_simple_open_or_closed_ring() -> None:
+    lat = (51.50, 51.50, 51.51, 51.51)
+    lon = (-0.13, -0.12, -0.12, -0.13)
+    points = (np.array([51.505, 51.505, 51.515]), np.array([-0.125, -0.115, -0.125]))
+    assert Polygon(lat, lon).contains(*points).tolist() == [True, False, False]
+    closed = Polygon(lat + lat[:1], lon + lon[:1])
+    assert closed.contains(*points).tolist() == [True, False, False]
+
+
+def test_polygon_across_antimeridian() -> None:
+    box = Polygon((-10.0, -10.0, 10.0, 10.0), (170.0, -170.0, -170.0, 170.0))
+    lat = np.array([0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 11.0])
+    lon = np.array([179.0, -179.0, 180.0, -171.0, 0.0, 169.0, -169.0, 179.0])
+    assert box.contains(lat, lon).tolist() == [True, True, True, True, False, False, False, False]
+
+
+@pytest.mark.parametrize("pole", [90.0, -90.0])
+def test_polygon_around_a_pole(pole: float) -> None:
+    s = math.copysign(1.0, pole)
+    ring = Polygon(tuple(s * 80.0 for _ in range(4)), (0.0, 90.0, 180.0, -90.0))
+    lat = s * np.array([85.0, 89.9, 90.0, 75.0, 0.0])
+    lon = np.array([45.0, -135.0, 0.0, 0.0, 10.0])
+    assert ring.contains(lat, lon).tolist() == [True, True, True, False, False]
+    assert not ring.contains(np.array([-s * 85.0]), np.array([45.0]))[0]
+
+
+def test_invalid_shapes_are_refused() -> None:
+    with pytest.raises(FenceError, match="at least 3"):
+        Polygon((1.0, 2.0, 1.0), (1.0, 2.0, 1.0))
+    with pytest.raises(FenceError, match="lat must be"):
+        Circle(91.0, 0.0, 10.0)
+    with pytest.raises(FenceError, match="radius_m"):
+        Circle(0.0, 0.0, 0.0)
+
+
+def test_time_window_is_half_open(t0: datetime) -> None:
+    window = TimeWindow(t0, t0 + timedelta(hours=1))
+    s = int(t0.timestamp())
+    taken = np.array([s - 1, s, s + 3599, s + 3600], dtype=np.int64)
+    assert window.contains(taken).tolist() == [False, True, True, False]
+    with pytest.raises(FenceError, match="timezone-aware"):
+        TimeWindow(t0.replace(tzinfo=None), t0 + timedelta(hours=1))
+    with pytest.raises(FenceError, match="empty"):
+        TimeWindow(t0, t0)
+
+
+def test_unplaced_and_untimed_are_an_explicit_choice(records: RecordFactory, t0: datetime) -> None:
+    det, photos = records(
+        [51.5, 51.5, None, 40.0, 51.5], [-0.12, -0.12, None, 3.0, -0.12],
+        taken=[t0, t0, t0, t0, None],
+        position_source=["exif", "exif", "none", "device", "pin"],
+        time_source=["gps", "unknown", "gps", "gps", "unknown"],
+    )
+    meta = MetadataTable.from_records(det, photos)
+    area, window = Circle(51.5, -0.12, 100.0), TimeWindow(t0, t0 + timedelta(minutes=1))
+
+    def keep(unplaced: bool, untimed: bool) -> list[bool]:
+        fence = Fence(area=area, window=window, include_unplaced=unplaced, include_untimed=untimed)
+        return fence.mask(meta).tolist()
+
+    # rows: placed+timed inside, untimed, unplaced, placed far away, untimed (no time at all)
+    assert keep(False, False) == [True, False, False, False, False]
+    assert keep(True, False) == [True, False, True, False, False]
+    assert keep(False, True) == [True, True, False, False, True]
+    assert keep(True, True) == [True, True, True, False, True]
+    with pytest.raises(TypeError):
+        Fence(area=area, window=window)  # type: ignore[call-arg]
