@@ -15,7 +15,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import sys
 import time
@@ -26,6 +25,7 @@ from minio import Minio
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
+from infra import processes
 from infra.storage.client import build_client
 from infra.storage.config import S3Settings
 
@@ -108,29 +108,8 @@ def _write_identities(path: Path, settings: S3Settings) -> None:
     path.chmod(0o600)
 
 
-def _alive(pid: int) -> bool:
-    try:  # reap it first if it is our own child that has exited, or kill(0) would see the zombie
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def running_pid(data_dir: Path) -> int | None:
-    pid_path = data_dir / PID_FILE
-    if not pid_path.exists():
-        return None
-    pid = int(pid_path.read_text().strip())
-    if not _alive(pid):
-        pid_path.unlink(missing_ok=True)
-        return None
-    return pid
+    return processes.recorded_pid(data_dir / PID_FILE)
 
 
 def wait_until_ready(client: Minio, *, timeout_s: float = 30.0, pid: int | None = None) -> None:
@@ -138,7 +117,7 @@ def wait_until_ready(client: Minio, *, timeout_s: float = 30.0, pid: int | None 
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
-        if pid is not None and not _alive(pid):
+        if pid is not None and not processes.alive(pid):
             raise S3ServerError(f"S3 server process {pid} exited during start-up; see its {LOG_FILE}")
         try:
             client.list_buckets()
@@ -173,21 +152,7 @@ def start(data_dir: Path, settings: S3Settings, *, s3_port: int, timeout_s: floa
         *_port_flags(s3_port),
     ]
     (data_dir / "data").mkdir(exist_ok=True)
-    # posix_spawn rather than Popen: the server outlives this call (and maybe this process), so there is no
-    # Popen object to be garbage-collected while the child still runs. setsid gives it its own process group.
-    log_path = str(data_dir / LOG_FILE)
-    pid = os.posix_spawn(
-        command[0],
-        command,
-        dict(os.environ),
-        file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ],
-        setsid=True,
-    )
-    (data_dir / PID_FILE).write_text(str(pid))
+    pid = processes.spawn_detached(command, log_path=data_dir / LOG_FILE, pid_path=data_dir / PID_FILE)
     try:
         wait_until_ready(client, timeout_s=timeout_s, pid=pid)
     except S3ServerError:
@@ -198,17 +163,4 @@ def start(data_dir: Path, settings: S3Settings, *, s3_port: int, timeout_s: floa
 
 def stop(data_dir: Path, *, timeout_s: float = 15.0) -> bool:
     """Stop the server recorded in `data_dir`; True if one was running."""
-    data_dir = data_dir.resolve()
-    pid = running_pid(data_dir)
-    if pid is None:
-        return False
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            break
-        time.sleep(0.1)
-    else:
-        os.killpg(pid, signal.SIGKILL)
-    (data_dir / PID_FILE).unlink(missing_ok=True)
-    return True
+    return processes.stop_recorded(data_dir.resolve() / PID_FILE, timeout_s=timeout_s)
