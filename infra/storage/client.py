@@ -1,9 +1,10 @@
-"""Builds the one `minio.Minio` client a process uses, and prepares the three buckets."""
+"""Builds the one `minio.Minio` client a process uses, and prepares the buckets."""
 
 from __future__ import annotations
 
 from minio import Minio
 from minio.commonconfig import ENABLED
+from minio.error import S3Error
 from minio.objectlockconfig import DAYS, ObjectLockConfig
 from minio.versioningconfig import VersioningConfig
 
@@ -20,18 +21,32 @@ def build_client(settings: S3Settings) -> Minio:
     )
 
 
-def ensure_buckets(client: Minio, settings: S3Settings) -> None:
-    """Create missing buckets; `evidence` gets versioning, object lock and a default retention.
+class BucketWithoutLock(RuntimeError):
+    """A bucket that must be write-once exists without object lock (which can only be enabled at creation)."""
 
-    Object lock can only be enabled when a bucket is created, so an existing evidence bucket without it is an
-    error we refuse to paper over: originals would be deletable.
+
+def _ensure_locked_bucket(client: Minio, name: str) -> None:
+    if not client.bucket_exists(name):
+        client.make_bucket(name, object_lock=True)
+    try:
+        client.get_object_lock_config(name)
+    except S3Error as error:
+        if error.code == "ObjectLockConfigurationNotFoundError":
+            raise BucketWithoutLock(
+                f"bucket {name!r} exists without object lock; its objects would be deletable"
+            ) from error
+        raise
+
+
+def ensure_buckets(client: Minio, settings: S3Settings) -> None:
+    """Create missing buckets; `evidence` and `audit` get versioning and object lock, `evidence` a default retention.
+
+    Object lock can only be enabled when a bucket is created, so an existing evidence or audit bucket without it is
+    an error we refuse to paper over.
     """
     names = settings.buckets
-    if not client.bucket_exists(names.evidence):
-        client.make_bucket(names.evidence, object_lock=True)
-    lock = client.get_object_lock_config(names.evidence)
-    if lock is None:
-        raise RuntimeError(f"bucket {names.evidence!r} exists without object lock; originals would be deletable")
+    _ensure_locked_bucket(client, names.evidence)
+    _ensure_locked_bucket(client, names.audit)
     client.set_object_lock_config(
         names.evidence,
         ObjectLockConfig(settings.evidence_retention_mode, settings.evidence_retention_days, DAYS),

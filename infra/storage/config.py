@@ -18,6 +18,7 @@ class BucketNames(BaseModel):
     evidence: str = "evidence"
     derived: str = "derived"
     catalog: str = "catalog"
+    audit: str = "audit"  # sealed audit-log segments; created with object lock, each seal carries its retention
 
 
 class S3Settings(BaseModel):

@@ -12,6 +12,7 @@ import pytest
 from minio import Minio
 from minio.error import S3Error
 
+from infra.storage.client import BucketWithoutLock, ensure_buckets
 from infra.storage.config import S3Settings
 from infra.storage.evidence import (
     SHA256_META,
@@ -137,3 +138,15 @@ def test_original_keys_come_only_from_the_hash() -> None:
     with pytest.raises(ValueError, match="SHA-256"):
         original_key("../../etc/passwd")
     assert original_key("ab" * 32).startswith("originals/ab/ab/")
+
+
+def test_write_once_buckets_are_refused_without_object_lock(s3_client: Minio, s3_settings: S3Settings) -> None:
+    unlocked = f"unlocked-{time.time_ns()}"
+    s3_client.make_bucket(unlocked)
+    settings = s3_settings.model_copy(update={"buckets": s3_settings.buckets.model_copy(update={"audit": unlocked})})
+    with pytest.raises(BucketWithoutLock, match=unlocked):
+        ensure_buckets(s3_client, settings)
+
+
+def test_audit_bucket_is_locked(s3_client: Minio, s3_settings: S3Settings) -> None:
+    assert s3_client.get_object_lock_config(s3_settings.buckets.audit) is not None
