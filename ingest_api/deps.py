@@ -7,6 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ingest_api.services.ingest import IngestService
+from ingest_api.services.limits import AbuseGuard
+from ingest_api.services.metrics import UploadMetrics
+from ingest_api.services.positions import PositionService
+from ingest_api.services.resumable import ResumableUploads
+from ingest_api.services.submissions import SubmissionService
 from ingest_api.settings import ApiSettings
 
 
@@ -20,5 +25,39 @@ def get_ingest_service(request: Request) -> IngestService:
     return service
 
 
+def get_resumable(request: Request) -> ResumableUploads:
+    uploads: ResumableUploads = request.app.state.resumable
+    return uploads
+
+
+def get_submissions(request: Request) -> SubmissionService:
+    service: SubmissionService = request.app.state.submissions
+    return service
+
+
+def get_positions(request: Request) -> PositionService:
+    service: PositionService = request.app.state.positions
+    return service
+
+
+def get_guard(request: Request) -> AbuseGuard:
+    guard: AbuseGuard = request.app.state.guard
+    return guard
+
+
+def get_metrics(request: Request) -> UploadMetrics:
+    metrics: UploadMetrics = request.app.state.metrics
+    return metrics
+
+
+def limit_ip(request: Request) -> None:
+    """Router-level dependency: count the request against its client address."""
+    get_guard(request).hit_ip(request.client.host if request.client else "unknown")
+
+
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 IngestServiceDep = Annotated[IngestService, Depends(get_ingest_service)]
+ResumableDep = Annotated[ResumableUploads, Depends(get_resumable)]
+SubmissionsDep = Annotated[SubmissionService, Depends(get_submissions)]
+PositionsDep = Annotated[PositionService, Depends(get_positions)]
+MetricsDep = Annotated[UploadMetrics, Depends(get_metrics)]

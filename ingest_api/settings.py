@@ -10,12 +10,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.storage.config import S3Settings
 
 DEFAULT_STATE_DIR = Path(".witness")
+# `npm ci` at the project root installs the upload page's browser libraries here (see package.json).
+DEFAULT_NODE_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
+LOCAL_RECEIPT_KEY = "witness-local-receipt-key-change-me"
+
+
+class AbuseLimits(BaseModel):
+    """Limits per client IP, per submission token and for the whole server (rates in `limits` notation)."""
+
+    per_ip: str = Field(default="300/minute", description="requests per client IP, e.g. '300/minute'")
+    per_token: str = Field(default="600/minute", description="requests per submission token")
+    max_files_per_submission: int = Field(default=200, ge=1)
+    max_bytes_per_submission: int = Field(default=4 * 1024**3, ge=1)
+    max_open_uploads_per_submission: int = Field(default=12, ge=1, description="unfinished resumable uploads")
+    max_concurrent_transfers: int = Field(default=64, ge=1, description="request bodies received at once")
 
 
 class ApiSettings(BaseSettings):
@@ -30,6 +44,13 @@ class ApiSettings(BaseSettings):
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     max_pixels: int = Field(default=250_000_000, ge=1, description="refuse decompression bombs above this")
     spool_memory_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    public_url: str = Field(default="", description="base URL witnesses reach the API at (links, QR codes)")
+    receipt_key: SecretStr = Field(default=SecretStr(LOCAL_RECEIPT_KEY), description="HMAC key signing receipts")
+    receipt_key_id: str = "local"
+    resumable_expiry_s: int = Field(default=24 * 3600, ge=1, description="unfinished uploads are removed after this")
+    resumable_sweep_interval_s: float = Field(default=300.0, gt=0)
+    limits: AbuseLimits = AbuseLimits()
+    node_modules: Path = Field(default=DEFAULT_NODE_MODULES, description="npm packages for the upload page")
 
     @model_validator(mode="after")
     def _refuse_default_secrets_outside_local(self) -> ApiSettings:
@@ -37,11 +58,21 @@ class ApiSettings(BaseSettings):
             raise ValueError("WITNESS_S3__SECRET_KEY is still the local default; set a real secret for production")
         if self.mode != "local" and not self.database_url:
             raise ValueError("WITNESS_DATABASE_URL must be set outside local mode (e.g. a PostgreSQL URL)")
+        if self.mode != "local" and self.receipt_key.get_secret_value() == LOCAL_RECEIPT_KEY:
+            raise ValueError("WITNESS_RECEIPT_KEY is still the local default; set a real signing key for production")
         return self
 
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.state_dir / 'witness.sqlite3').resolve()}"
+
+    @property
+    def resumable_dir(self) -> Path:
+        return self.state_dir / "resumable"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ApiSettings:

@@ -38,6 +38,7 @@ class Submission(Base):
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Upload(Base):
@@ -57,3 +58,23 @@ class Upload(Base):
     object_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
     manifest_key: Mapped[str] = mapped_column(String(300))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    caption: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # What the witness's device called the file: shown back to them, never used as a key or a path.
+    client_filename: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Position(Base):
+    """Where the witness says they were, given with consent; kept apart from EXIF and marked with its source."""
+
+    __tablename__ = "positions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id"), index=True)
+    upload_id: Mapped[int | None] = mapped_column(ForeignKey("uploads.id"), nullable=True)
+    source: Mapped[str] = mapped_column(String(10))  # "device" (Geolocation API) or "pin" (dropped on a map)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

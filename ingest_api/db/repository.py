@@ -8,10 +8,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingest_api.db.models import Event, Submission, Upload
+from ingest_api.db.models import Event, Position, Submission, Upload
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,31 @@ def create_submission(*, session: Session, event_id: str) -> NewSubmission:
 
 
 def submission_for_token(*, session: Session, token: str) -> Submission | None:
-    return session.scalars(select(Submission).where(Submission.token_sha256 == hash_token(token))).one_or_none()
+    return submission_for_token_hash(session=session, token_sha256=hash_token(token))
+
+
+def submission_for_token_hash(*, session: Session, token_sha256: str) -> Submission | None:
+    return session.scalars(select(Submission).where(Submission.token_sha256 == token_sha256)).one_or_none()
+
+
+def submission_totals(*, session: Session, submission_id: str) -> tuple[int, int]:
+    """(files, bytes) acknowledged in a submission and not withdrawn."""
+    files, size = session.execute(
+        select(func.count(Upload.id), func.coalesce(func.sum(Upload.size), 0)).where(
+            Upload.submission_id == submission_id, Upload.withdrawn_at.is_(None)
+        )
+    ).one()
+    return int(files), int(size)
+
+
+def other_live_references(*, session: Session, sha256: str, submission_id: str) -> int:
+    """How many uploads outside `submission_id` still reference these bytes (shared originals stay)."""
+    count = session.scalar(
+        select(func.count(Upload.id)).where(
+            Upload.sha256 == sha256, Upload.submission_id != submission_id, Upload.withdrawn_at.is_(None)
+        )
+    )
+    return int(count or 0)
 
 
 def record_upload(*, session: Session, upload: Upload) -> Upload:
@@ -90,3 +114,7 @@ def record_upload(*, session: Session, upload: Upload) -> Upload:
 
 def uploads_of_submission(*, session: Session, submission_id: str) -> list[Upload]:
     return list(session.scalars(select(Upload).where(Upload.submission_id == submission_id).order_by(Upload.id)))
+
+
+def positions_of_submission(*, session: Session, submission_id: str) -> list[Position]:
+    return list(session.scalars(select(Position).where(Position.submission_id == submission_id).order_by(Position.id)))

@@ -50,7 +50,20 @@ class IngestService:
     max_pixels: int
     api_version: str
 
-    def accept_photo(self, *, event_id: str, submission_token: str | None, body: SpooledBody) -> Receipt:
+    def accept_photo(
+        self,
+        *,
+        event_id: str,
+        submission_token: str | None,
+        body: SpooledBody,
+        caption: str | None = None,
+        filename: str | None = None,
+        submission_token_sha256: str | None = None,
+    ) -> Receipt:
+        """Store one photo. The submission is named by its token, or by the token's hash (resumable uploads
+        keep only the hash on disk); with neither, a new submission is opened and its token returned once."""
+        if submission_token is not None:
+            submission_token_sha256 = repository.hash_token(submission_token)
         with self.sessions() as session:
             event = repository.get_event(session=session, event_id=event_id)
             if event is None:
@@ -58,10 +71,12 @@ class IngestService:
             if not event.accepts_uploads:
                 raise RejectedUpload("event_closed", f"event {event_id!r} no longer accepts uploads", status=410)
             submission = None
-            if submission_token is not None:
-                submission = repository.submission_for_token(session=session, token=submission_token)
+            if submission_token_sha256 is not None:
+                submission = repository.submission_for_token_hash(session=session, token_sha256=submission_token_sha256)
                 if submission is None or submission.event_id != event_id:
                     raise RejectedUpload("bad_token", "the submission token is not valid for this event", 401)
+                if submission.withdrawn_at is not None:
+                    raise RejectedUpload("withdrawn", "this submission was withdrawn by the witness", 410)
             image = sniff_image(body.file, max_pixels=self.max_pixels)
             received_at = datetime.now(UTC)
             stored = self._store(body, image.media_type)
@@ -84,6 +99,8 @@ class IngestService:
                     "object_version": stored.version_id,
                     "received_at": received_at.isoformat(),
                     "api_version": self.api_version,
+                    "caption": caption,
+                    "client_filename": filename,
                 },
             )
             row = repository.record_upload(
@@ -99,6 +116,8 @@ class IngestService:
                     object_version=stored.version_id,
                     manifest_key=manifest,
                     received_at=received_at,
+                    caption=caption,
+                    client_filename=filename,
                 ),
             )
             return Receipt(

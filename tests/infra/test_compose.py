@@ -12,7 +12,12 @@ import yaml
 from ingest_api.settings import ApiSettings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "infra" / "compose" / "compose.yaml"
-SECRETS = {"WITNESS_S3_SECRET": "a-real-secret", "POSTGRES_PASSWORD": "pg-secret", "PATH": "/usr/bin:/bin"}
+SECRETS = {
+    "WITNESS_S3_SECRET": "a-real-secret",
+    "WITNESS_RECEIPT_KEY": "a-real-receipt-key",
+    "POSTGRES_PASSWORD": "pg-secret",
+    "PATH": "/usr/bin:/bin",
+}
 
 
 def _compose_config(path: Path) -> subprocess.CompletedProcess[str]:
@@ -37,6 +42,7 @@ def test_a_broken_compose_file_is_caught(tmp_path: Path) -> None:
 def test_evidence_bucket_is_created_with_object_lock() -> None:
     init = yaml.safe_load(COMPOSE.read_text())["services"]["minio-init"]["command"][0]
     assert "mc mb --ignore-existing --with-lock witness/evidence" in init
+    assert "mc mb --ignore-existing --with-lock witness/audit" in init
 
 
 def test_api_environment_is_accepted_by_the_settings_class(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,4 +55,4 @@ def test_api_environment_is_accepted_by_the_settings_class(monkeypatch: pytest.M
     settings = ApiSettings()
     assert settings.mode == "production" and settings.s3.endpoint == "minio:9000"
     assert settings.database_url.startswith("postgresql+psycopg://")
-    assert settings.s3.evidence_retention_mode == "COMPLIANCE"
+    assert settings.s3.evidence_retention_mode == "GOVERNANCE"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,17 +30,61 @@ class RunningApi:
     event_id: str
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def create_test_event(settings: ApiSettings) -> str:
+    upgrade(settings.effective_database_url)
+    engine = build_engine(settings.effective_database_url)
+    try:
+        with session_factory(engine)() as session:
+            now = datetime.now(UTC)
+            event = repository.create_event(
+                session=session,
+                name="Test incident",
+                lat=48.8566,
+                lon=2.3522,
+                radius_m=500,
+                starts_at=now - timedelta(hours=2),
+                ends_at=now + timedelta(hours=2),
+            )
+            return event.id
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def running_api(settings: ApiSettings, event_id: str) -> Iterator[RunningApi]:
+    """Serve `settings` for the block (a second API beside the session one: restarts, tight limits)."""
+    with local_stack.api_in_background(settings) as base_url:
+        yield RunningApi(base_url, settings, event_id)
+
+
+def api_settings(s3_settings: S3Settings, state_dir: Path, **overrides: Any) -> ApiSettings:
+    values: dict[str, Any] = {
+        "state_dir": state_dir,
+        "s3": s3_settings,
+        "max_upload_bytes": MAX_UPLOAD_BYTES,
+        "port": free_port(),
+    }
+    return ApiSettings.from_mapping(values | overrides)
+
+
+def open_submission(api: RunningApi) -> dict[str, str]:
+    response = httpx.post(f"{api.base_url}/v1/events/{api.event_id}/submissions", timeout=30)
+    assert response.status_code == 201, response.text
+    opened: dict[str, str] = response.json()
+    return opened
 
 
 @pytest.fixture(scope="session")
 def api(s3_settings: S3Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
     state_dir: Path = tmp_path_factory.mktemp("api-state")
     settings = ApiSettings.from_mapping(
-        {"state_dir": state_dir, "s3": s3_settings, "max_upload_bytes": MAX_UPLOAD_BYTES, "port": _free_port()}
+        {"state_dir": state_dir, "s3": s3_settings, "max_upload_bytes": MAX_UPLOAD_BYTES, "port": free_port()}
     )
     upgrade(settings.effective_database_url)
     engine = build_engine(settings.effective_database_url)

@@ -33,3 +33,15 @@ def test_environment_uses_prefix_and_nested_delimiter(monkeypatch: pytest.Monkey
 def test_unknown_keys_are_refused_with_their_name() -> None:
     with pytest.raises(ValidationError, match="max_upload_megabytes"):
         ApiSettings.from_mapping({"max_upload_megabytes": 5})
+
+
+def test_production_refuses_the_default_receipt_key() -> None:
+    with pytest.raises(ValidationError, match="WITNESS_RECEIPT_KEY"):
+        ApiSettings.from_mapping(
+            {"mode": "production", "database_url": "postgresql+psycopg://db/witness", "s3": {"secret_key": "real"}}
+        )
+
+
+def test_abuse_limits_are_nested_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WITNESS_LIMITS__PER_IP", "5/second")
+    assert ApiSettings().limits.per_ip == "5/second"

@@ -43,7 +43,11 @@ def _png_bomb(width: int, height: int) -> bytes:
     ],
 )
 def test_real_photos_are_stored_and_verified(
-    api: RunningApi, s3_client: Minio, shared_data: Path, manifest: dict[str, dict[str, str]], name: str,
+    api: RunningApi,
+    s3_client: Minio,
+    shared_data: Path,
+    manifest: dict[str, dict[str, str]],
+    name: str,
     media_type: str,
 ) -> None:
     data = (shared_data / name).read_bytes()

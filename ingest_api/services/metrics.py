@@ -1,0 +1,32 @@
+"""Prometheus metrics for witness uploads, on a registry owned by one app (tests build many apps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+@dataclass
+class UploadMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.bytes_received = Counter(
+            "witness_upload_bytes_received", "Bytes of photo data received (all protocols)", registry=self.registry
+        )
+        self.files_accepted = Counter(
+            "witness_upload_files_accepted", "Photos stored, verified and acknowledged", registry=self.registry
+        )
+        self.failures = Counter(
+            "witness_upload_failures", "Refused or failed uploads by reason code", ["reason"], registry=self.registry
+        )
+        self.ingest_seconds = Histogram(
+            "witness_upload_ingest_seconds",
+            "Time from a complete file to its verified, recorded receipt",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
