@@ -1,6 +1,7 @@
 """The `witness` console: one entry point for operators, data engineers and investigators.
 
-    witness demo              # embedded stack, sample photos, receipts
+    witness demo              # embedded stack, sample photos, receipts, extraction
+    witness extract [--runner DaskRunner --beam-arg=--dask_client_address=127.0.0.1:8786]
     witness up                # local S3 server + API in the foreground
     witness serve             # the API alone (production)
     witness s3 start|stop     # the local S3 server alone
@@ -72,6 +73,25 @@ def demo() -> None:
     console.print(
         f"The local S3 server keeps running (data in {local_stack.s3_data_dir(settings)}); `witness s3 stop` ends it."
     )
+
+
+@app.command()
+def extract(
+    runner: Annotated[str, typer.Option(help="Beam runner: DirectRunner, DaskRunner, PortableRunner")] = "DirectRunner",
+    models: Annotated[str | None, typer.Option(help="faces,objects,plates or none; default: all installed")] = None,
+    beam_arg: Annotated[list[str] | None, typer.Option(help="extra Beam flag (repeatable); infra/RUNNERS.md")] = None,
+) -> None:
+    """Extract place, time, thumbnails (and detections) from every photo not yet processed."""
+    from beam_jobs.pipeline.launcher import parse_models, run_extract, summary_table
+    from beam_jobs.pipeline.settings import ExtractSettings
+
+    settings = _settings()
+    if settings.mode == "local":
+        local_stack.start_local_s3(settings)
+    summary = run_extract(
+        ExtractSettings(), runner=runner, beam_args=beam_arg or [], models=parse_models(models), console=console
+    )
+    console.print(summary_table(summary))
 
 
 @app.command()

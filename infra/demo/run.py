@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -97,4 +98,32 @@ def run_demo(settings: ApiSettings, console: Console) -> DemoResult:
             str(receipt["received_at"]),
         )
     console.print(table)
+    show_extraction(settings, event_id, console)
     return DemoResult(event_id, receipts)
+
+
+def show_extraction(settings: ApiSettings, event_id: str, console: Console) -> None:
+    """Run the extraction job on what is pending and print where and when each demo photo was taken."""
+    from beam_jobs.pipeline.catalog import read_committed
+    from beam_jobs.pipeline.launcher import run_extract
+    from beam_jobs.pipeline.settings import ExtractSettings
+    from infra.storage.client import build_client
+
+    extract_settings = ExtractSettings(s3=settings.s3)
+    summary = run_extract(extract_settings, runner="DirectRunner", console=console)
+    client = build_client(settings.s3)
+    photos = read_committed(client, settings.s3.buckets.catalog).to_pylist()
+    detections = read_committed(client, settings.s3.buckets.catalog, "detections").to_pylist()
+    found: dict[str, list[str]] = {}
+    for det in detections:
+        attributes = json.loads(det["attributes"])
+        found.setdefault(det["photo_id"], []).append(str(attributes.get("plate_text") or attributes.get("class")))
+    table = Table(title=f"Extracted (run {summary.run_id or 'none new'}): where and when, and how we know")
+    for column in ("photo", "lat, lon", "position from", "taken (UTC)", "time from", "place", "detected"):
+        table.add_column(column, overflow="fold")
+    for row in sorted((r for r in photos if r["event_id"] == event_id), key=lambda r: str(r["taken_at_utc"])):
+        position = "-" if row["lat"] is None else f"{row['lat']:.5f}, {row['lon']:.5f}"
+        table.add_row(str(row["photo_id"])[:8], position, str(row["position_source"]), str(row["taken_at_utc"]),
+                      str(row["time_source"]), str(row["place_name"] or "-"),
+                      ", ".join(found.get(str(row["photo_id"]), [])) or "-")
+    console.print(table)

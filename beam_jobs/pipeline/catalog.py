@@ -1,0 +1,139 @@
+"""Committed-run state of the extraction job in the catalog bucket, and the reader the indexers use.
+
+    extract/state.json                       {"runs": [...committed run ids, oldest first], "processed": [...]}
+    extract/runs/<run_id>/photos-00000.parquet, dead_letters-*.parquet, detections-*.parquet
+    extract/runs/<run_id>/_SUCCESS.json      parts (key, rows, sha256) and the manifests the run processed
+
+A run is committed by writing `_SUCCESS.json`, then state.json. Readers follow state.json only, so a run
+that crashed before its commit is ignored and the next run redoes its manifests. One launcher at a time
+updates state.json (no lock: concurrent launches would each commit; `read_committed` keeps one row per id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from minio import Minio
+from minio.error import S3Error
+
+from beam_jobs.pipeline.objects import get_bytes, is_missing
+from beam_jobs.pipeline.sinks import PartInfo
+from beam_jobs.records import DEAD_LETTER_SCHEMA, DETECTION_SCHEMA, PHOTO_SCHEMA
+from infra.storage.evidence import read_json, store_json
+
+STATE_KEY = "extract/state.json"
+RUNS_PREFIX = "extract/runs/"
+SUCCESS_NAME = "_SUCCESS.json"
+SCHEMAS = {"photos": PHOTO_SCHEMA, "dead_letters": DEAD_LETTER_SCHEMA, "detections": DETECTION_SCHEMA}
+ID_COLUMNS = {"photos": "photo_id", "detections": "detection_id"}
+
+
+class RunVerificationError(RuntimeError):
+    """A run's output does not account for its input; it must not be committed."""
+
+
+@dataclass(frozen=True)
+class CatalogState:
+    runs: tuple[str, ...] = ()
+    processed: frozenset[str] = field(default_factory=frozenset)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and unique: `20261123T114501Z-3f9a0c1d`."""
+    return f"{(now or datetime.now(UTC)).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
+
+
+def run_prefix(run_id: str) -> str:
+    return f"{RUNS_PREFIX}{run_id}/"
+
+
+def load_state(client: Minio, bucket: str) -> CatalogState:
+    try:
+        doc = read_json(client, bucket, STATE_KEY)
+    except S3Error as error:
+        if is_missing(error):
+            return CatalogState()
+        raise
+    return CatalogState(tuple(doc["runs"]), frozenset(doc["processed"]))
+
+
+def pending_manifests(all_keys: Iterable[str], state: CatalogState) -> list[str]:
+    """Manifest keys not processed by any committed run, sorted."""
+    return sorted(set(all_keys) - state.processed)
+
+
+def verify_run(client: Minio, bucket: str, run_id: str, *, expected_inputs: int) -> list[PartInfo]:
+    """Re-read every part of the run, check hashes and schemas, and that photos + dead letters == inputs."""
+    parts: list[PartInfo] = []
+    for item in client.list_objects(bucket, prefix=run_prefix(run_id), recursive=True):
+        key = item.object_name or ""
+        name = key.rsplit("/", 1)[-1]
+        table = name.rsplit("-", 1)[0]
+        if name == SUCCESS_NAME or table not in SCHEMAS:
+            continue
+        data = get_bytes(client, bucket, key)
+        parquet = pq.read_table(io.BytesIO(data))
+        if not parquet.schema.equals(SCHEMAS[table]):
+            raise RunVerificationError(f"{key}: schema differs from the {table} schema")
+        parts.append(PartInfo(table, key, parquet.num_rows, hashlib.sha256(data).hexdigest()))
+    accounted = sum(part.rows for part in parts if part.table in ("photos", "dead_letters"))
+    if accounted != expected_inputs:
+        raise RunVerificationError(
+            f"run {run_id}: {accounted} photo + dead-letter rows for {expected_inputs} manifests; not committing"
+        )
+    return sorted(parts, key=lambda part: part.key)
+
+
+def commit_run(
+    client: Minio, bucket: str, run_id: str, *, parts: Sequence[PartInfo], manifests: Sequence[str], extracted_by: str
+) -> CatalogState:
+    """Write the run's `_SUCCESS.json`, then add it to state.json; returns the new state."""
+    store_json(client, bucket, f"{run_prefix(run_id)}{SUCCESS_NAME}", {
+        "run_id": run_id,
+        "extracted_by": extracted_by,
+        "committed_at": datetime.now(UTC).isoformat(),
+        "parts": [{"table": p.table, "key": p.key, "rows": p.rows, "sha256": p.sha256} for p in parts],
+        "manifests": list(manifests),
+    })
+    state = load_state(client, bucket)
+    new = CatalogState((*state.runs, run_id), state.processed | frozenset(manifests))
+    store_json(client, bucket, STATE_KEY, {"runs": list(new.runs), "processed": sorted(new.processed)})
+    return new
+
+
+def read_committed(client: Minio, catalog_bucket: str, table: str = "photos") -> pa.Table:
+    """All committed rows of `table` ("photos", "dead_letters", "detections") as one Arrow table.
+
+    Newest run first wins when two committed runs hold the same id (concurrent launches).
+    """
+    if table not in SCHEMAS:
+        raise ValueError(f"unknown table {table!r}; known: {', '.join(SCHEMAS)}")
+    pieces: list[pa.Table] = []
+    for run_id in reversed(load_state(client, catalog_bucket).runs):
+        success = read_json(client, catalog_bucket, f"{run_prefix(run_id)}{SUCCESS_NAME}")
+        for part in success["parts"]:
+            if part["table"] == table:
+                data = get_bytes(client, catalog_bucket, part["key"])
+                if hashlib.sha256(data).hexdigest() != part["sha256"]:
+                    raise RunVerificationError(f"{part['key']} no longer matches its committed sha256")
+                pieces.append(pq.read_table(io.BytesIO(data)))
+    if not pieces:
+        return SCHEMAS[table].empty_table()
+    combined = pa.concat_tables(pieces)
+    id_column = ID_COLUMNS.get(table)
+    if id_column is None:
+        return combined
+    ids = combined.column(id_column).to_pylist()
+    first: dict[str, int] = {}
+    for index, value in enumerate(ids):
+        first.setdefault(value, index)
+    return combined.take(pa.array(sorted(first.values()), type=pa.int64())) if len(first) < len(ids) else combined
+
+

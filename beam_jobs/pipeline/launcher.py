@@ -1,0 +1,153 @@
+"""Thin launcher of the extraction job: settings once, pending manifests, run, verify, commit.
+
+    python -m beam_jobs.extract [--models faces,objects,plates|none] [--runner=DirectRunner] [beam flags...]
+
+Our flags are parsed with `parse_known_args`; everything else goes to Beam's `PipelineOptions`. The runner
+is always named (Beam's implicit default first tries to download the Prism binary). infra/RUNNERS.md lists
+the options of every runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineState
+from rich.console import Console
+from rich.table import Table
+
+from beam_jobs.pipeline.catalog import commit_run, load_state, new_run_id, pending_manifests, verify_run
+from beam_jobs.pipeline.detect import resolve_families
+from beam_jobs.pipeline.extract_pipeline import JobConfig, build_pipeline
+from beam_jobs.pipeline.manifests import list_manifest_keys
+from beam_jobs.pipeline.settings import ExtractSettings
+from beam_jobs.pipeline.sinks import PartInfo
+from infra.storage.client import build_client, ensure_buckets
+
+RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+
+
+class ExtractionFailed(RuntimeError):
+    """The pipeline did not finish DONE; nothing was committed."""
+
+
+@dataclass
+class RunSummary:
+    run_id: str | None
+    runner: str
+    manifests: int
+    parts: list[PartInfo] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def rows(self, table: str) -> int:
+        return sum(part.rows for part in self.parts if part.table == table)
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="python -m beam_jobs.extract", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runner", default="DirectRunner", help="Beam runner (DaskRunner is an accepted alias)")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated model families, or 'none'; default: every installed family")
+    return parser.parse_known_args(list(argv) if argv is not None else None)
+
+
+def parse_models(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    return [] if names == ["none"] else names
+
+
+def pipeline_options(runner: str, beam_args: Sequence[str]) -> PipelineOptions:
+    return PipelineOptions([f"--runner={RUNNER_ALIASES.get(runner, runner)}", *beam_args])
+
+
+def collect_metrics(result: beam.runners.runner.PipelineResult) -> dict[str, float]:
+    """Counters and distribution means by name; empty where the runner keeps none (DaskRunner)."""
+    try:
+        query = result.metrics().query()
+    except NotImplementedError:
+        return {}
+    values: dict[str, float] = {}
+    for counter in query["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        values[counter.key.metric.name] = values.get(counter.key.metric.name, 0) + float(value or 0)
+    for dist in query["distributions"]:
+        data = dist.committed if dist.committed is not None else dist.attempted
+        if data is not None and data.count:
+            values[f"{dist.key.metric.name}.mean"] = data.sum / data.count
+            values[f"{dist.key.metric.name}.count"] = float(data.count)
+    return values
+
+
+def run_extract(
+    settings: ExtractSettings,
+    *,
+    runner: str = "DirectRunner",
+    beam_args: Sequence[str] = (),
+    models: Sequence[str] | None = None,
+    console: Console | None = None,
+) -> RunSummary:
+    """Extract every manifest not yet processed by a committed run; commit the run if it verifies."""
+    started = time.perf_counter()
+    client = build_client(settings.s3)
+    ensure_buckets(client, settings.s3)
+    buckets = settings.s3.buckets
+    manifests = pending_manifests(list_manifest_keys(client, buckets.evidence), load_state(client, buckets.catalog))
+    if not manifests:
+        return RunSummary(None, runner, 0, seconds=time.perf_counter() - started)
+    requested = models if models is not None else settings.extract_models
+    config = JobConfig(
+        s3=settings.s3, run_id=new_run_id(), extracted_by=settings.extracted_by, max_pixels=settings.max_pixels,
+        thumbnail_max_side=settings.thumbnail_max_side, crop_max_side=settings.crop_max_side,
+        num_shards=settings.num_shards, families=resolve_families(requested, settings.models_dir),
+        models_dir=settings.models_dir,
+    )
+    pipeline = beam.Pipeline(options=pipeline_options(runner, beam_args))
+    build_pipeline(pipeline, manifests, config)
+    message = f"extracting {len(manifests)} photos on {runner} (models: {', '.join(config.families) or 'none'})"
+    if console is not None:
+        with console.status(message):
+            result = pipeline.run()
+            state = result.wait_until_finish()
+    else:
+        result = pipeline.run()
+        state = result.wait_until_finish()
+    dask_client = getattr(result, "client", None)
+    if dask_client is not None:  # the DaskRunner opens a distributed.Client and never closes it
+        dask_client.close()
+    if state != PipelineState.DONE:
+        raise ExtractionFailed(f"run {config.run_id} ended {state}; nothing committed, the next run redoes it")
+    parts = verify_run(client, buckets.catalog, config.run_id, expected_inputs=len(manifests))
+    commit_run(client, buckets.catalog, config.run_id, parts=parts, manifests=manifests,
+               extracted_by=settings.extracted_by)
+    return RunSummary(config.run_id, runner, len(manifests), parts, collect_metrics(result),
+                      time.perf_counter() - started)
+
+
+def summary_table(summary: RunSummary) -> Table:
+    table = Table(title=f"extraction run {summary.run_id or '(nothing new)'} on {summary.runner}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("manifests processed", str(summary.manifests))
+    for name in ("photos", "dead_letters", "detections"):
+        table.add_row(f"{name} rows", str(summary.rows(name)))
+    for name, value in sorted(summary.metrics.items()):
+        table.add_row(name, f"{value:.1f}" if name.endswith(".mean") else f"{value:.0f}")
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    return table
+
+
+def run(argv: Sequence[str] | None = None) -> RunSummary:
+    """Entry point: read `ExtractSettings` from the environment once, run, print a summary."""
+    args, beam_args = parse_args(argv)
+    console = Console()
+    summary = run_extract(ExtractSettings(), runner=args.runner, beam_args=beam_args,
+                          models=parse_models(args.models), console=console)
+    console.print(summary_table(summary))
+    return summary

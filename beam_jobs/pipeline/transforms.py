@@ -1,0 +1,209 @@
+"""Per-photo DoFns of the extraction job, each a thin shell around a pure function.
+
+ReadEvidence (manifest key -> manifest + original bytes) -> ExtractFacts (`extract_photo_facts`) ->
+WriteThumbnail (derived bucket, EXIF-free) -> `Extracted` (photo record + bytes for the model stage).
+
+Every DoFn has ONE output whose elements are either the next stage's value or a `DeadLetter`;
+`only(cls)` splits them. Not tagged outputs: Beam 2.77's DaskRunner hands every consumer of a
+multi-output ParDo all of its outputs, tags ignored (measured; see infra/RUNNERS.md).
+S3 clients are built in `setup()` from the plain `S3Settings` passed to the constructor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from minio import Minio
+from minio.error import S3Error
+
+from beam_jobs.extraction.photo import RejectedPhoto, extract_photo_facts
+from beam_jobs.pipeline.manifests import InvalidManifest, PendingPhoto, parse_manifest
+from beam_jobs.pipeline.objects import get_bytes, is_missing, put_verified
+from beam_jobs.records import DeadLetter, PhotoFacts, PhotoRecord
+from infra.storage.client import build_client
+from infra.storage.config import S3Settings
+
+NAMESPACE = "extract"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    pending: PendingPhoto
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    pending: PendingPhoto
+    facts: PhotoFacts
+    thumbnail: bytes
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """A written photo record, with the original's bytes kept for the model stage."""
+
+    record: PhotoRecord
+    data: bytes
+
+
+def thumbnail_key(photo_id: str) -> str:
+    return f"thumbnails/{photo_id}.jpg"
+
+
+def dead_letter(*, object_key: str, sha256: str | None, reason: str, detail: str, run_id: str) -> DeadLetter:
+    Metrics.counter(NAMESPACE, f"rejected.{reason}").inc()
+    Metrics.counter(NAMESPACE, "rejected").inc()
+    return DeadLetter(object_key=object_key, sha256=sha256, reason=reason, detail=detail, run_id=run_id)
+
+
+def only(kind: type[T]) -> Callable[[object], Iterator[T]]:
+    """A FlatMap function keeping the elements of one type (the split of a single-output DoFn)."""
+
+    def keep(element: object) -> Iterator[T]:
+        if isinstance(element, kind):
+            yield element
+
+    keep.__name__ = f"only_{kind.__name__}"
+    return keep
+
+
+def check_original(pending: PendingPhoto, data: bytes) -> str | None:
+    """None when the bytes are the ones the manifest names, else why not."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != pending.sha256:
+        return f"{pending.object_key} hashes to {actual}; manifest {pending.manifest_key} says {pending.sha256}"
+    return None
+
+
+def facts_with_position_source(facts: PhotoFacts, pending: PendingPhoto) -> PhotoFacts:
+    """`extract_photo_facts` calls any upload position "device"; a witness-placed pin says "pin"."""
+    if facts.position_source == "device" and pending.device_position_source == "pin":
+        return dataclasses.replace(facts, position_source="pin")
+    return facts
+
+
+class _S3DoFn(beam.DoFn):
+    def __init__(self, s3: S3Settings, run_id: str) -> None:
+        super().__init__()
+        self.s3 = s3
+        self.run_id = run_id
+        self.client: Minio | None = None
+
+    def setup(self) -> None:
+        self.client = build_client(self.s3)
+
+    def _client(self) -> Minio:
+        if self.client is None:  # setup() not called: a runner bug, not bad input
+            raise RuntimeError(f"{type(self).__name__}.setup() was not called")
+        return self.client
+
+
+class ReadEvidence(_S3DoFn):
+    """Manifest key -> `Evidence` (parsed manifest + verified original bytes) or `DeadLetter`."""
+
+    def process(self, manifest_key: str) -> Iterator[Evidence | DeadLetter]:
+        client, bucket = self._client(), self.s3.buckets.evidence
+        started = time.perf_counter()
+        try:
+            pending = parse_manifest(manifest_key, get_bytes(client, bucket, manifest_key))
+        except InvalidManifest as error:
+            yield dead_letter(object_key=manifest_key, sha256=None, reason="manifest_invalid", detail=str(error),
+                              run_id=self.run_id)
+            return
+        try:
+            data = get_bytes(client, bucket, pending.object_key, pending.object_version)
+        except S3Error as error:
+            if not is_missing(error):
+                raise  # the store is failing, not the input: let the runner retry or fail the run
+            yield dead_letter(object_key=pending.object_key, sha256=pending.sha256, reason="original_missing",
+                              detail=f"{error.code} (manifest {manifest_key})", run_id=self.run_id)
+            return
+        problem = check_original(pending, data)
+        if problem is not None:
+            yield dead_letter(object_key=pending.object_key, sha256=pending.sha256, reason="sha256_mismatch",
+                              detail=problem, run_id=self.run_id)
+            return
+        Metrics.counter(NAMESPACE, "bytes").inc(len(data))
+        Metrics.distribution(NAMESPACE, "read_ms").update(int((time.perf_counter() - started) * 1000))
+        yield Evidence(pending, data)
+
+
+class ExtractFacts(beam.DoFn):
+    """`Evidence` -> `Facts` via the pure `extract_photo_facts`, or a `DeadLetter` with its reason."""
+
+    def __init__(self, *, max_pixels: int, thumbnail_max_side: int, run_id: str) -> None:
+        super().__init__()
+        self.max_pixels, self.thumbnail_max_side, self.run_id = max_pixels, thumbnail_max_side, run_id
+
+    def process(self, element: Evidence | DeadLetter) -> Iterator[Facts | DeadLetter]:
+        if isinstance(element, DeadLetter):
+            yield element
+            return
+        pending, started = element.pending, time.perf_counter()
+        try:
+            facts, thumbnail = extract_photo_facts(
+                element.data,
+                object_key=pending.object_key,
+                event_id=pending.event_id,
+                submission_id=pending.submission_id,
+                uploaded_at_utc=pending.received_at,
+                device_position=pending.device_position,
+                max_pixels=self.max_pixels,
+                thumbnail_max_side=self.thumbnail_max_side,
+            )
+        except RejectedPhoto as rejected:
+            yield dead_letter(object_key=pending.object_key, sha256=rejected.sha256 or pending.sha256,
+                              reason=rejected.reason, detail=f"{rejected.detail} (manifest {pending.manifest_key})",
+                              run_id=self.run_id)
+            return
+        Metrics.distribution(NAMESPACE, "extract_ms").update(int((time.perf_counter() - started) * 1000))
+        yield Facts(pending, facts_with_position_source(facts, pending), thumbnail, element.data)
+
+
+class WriteThumbnail(_S3DoFn):
+    """`Facts` -> thumbnail in the derived bucket -> `Extracted` (the photo record)."""
+
+    def __init__(self, s3: S3Settings, run_id: str, *, extracted_by: str) -> None:
+        super().__init__(s3, run_id)
+        self.extracted_by = extracted_by
+
+    def process(self, element: Facts | DeadLetter) -> Iterator[Extracted | DeadLetter]:
+        if isinstance(element, DeadLetter):
+            yield element
+            return
+        started = time.perf_counter()
+        key = thumbnail_key(element.facts.photo_id)
+        put_verified(self._client(), self.s3.buckets.derived, key, element.thumbnail, "image/jpeg")
+        Metrics.distribution(NAMESPACE, "thumbnail_ms").update(int((time.perf_counter() - started) * 1000))
+        Metrics.counter(NAMESPACE, "photos").inc()
+        record = PhotoRecord(element.facts, thumbnail_key=key, extracted_by=self.extracted_by, run_id=self.run_id)
+        yield Extracted(record, element.data)
+
+
+class ExtractPhotos(beam.PTransform):
+    """Manifest keys -> `Extracted | DeadLetter` (one element per manifest, always)."""
+
+    def __init__(self, *, s3: S3Settings, run_id: str, max_pixels: int, thumbnail_max_side: int,
+                 extracted_by: str) -> None:
+        super().__init__()
+        self.s3, self.run_id, self.extracted_by = s3, run_id, extracted_by
+        self.max_pixels, self.thumbnail_max_side = max_pixels, thumbnail_max_side
+
+    def expand(self, manifest_keys: Any) -> Any:
+        return (
+            manifest_keys
+            | "ReadEvidence" >> beam.ParDo(ReadEvidence(self.s3, self.run_id))
+            | "ExtractFacts" >> beam.ParDo(ExtractFacts(
+                max_pixels=self.max_pixels, thumbnail_max_side=self.thumbnail_max_side, run_id=self.run_id))
+            | "WriteThumbnail" >> beam.ParDo(WriteThumbnail(self.s3, self.run_id, extracted_by=self.extracted_by))
+        )

@@ -1,0 +1,130 @@
+"""Start, wait for and stop a real dask.distributed cluster on 127.0.0.1 for the job's DaskRunner.
+
+One `dask scheduler` and N `dask worker` processes (no nanny; dashboard off, its HTTP server on loopback),
+each tracked by a PID file in the cluster's folder, like infra/s3server.py does for SeaweedFS. Used by the
+tests and by hand:
+
+    python -m infra.dask_cluster start .witness/dask --port 8786 --workers 2
+    python -m beam_jobs.extract --runner=DaskRunner --dask_client_address=127.0.0.1:8786 --dask_npartitions=4
+    python -m infra.dask_cluster stop .witness/dask
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from distributed import Client
+
+from infra import processes
+
+SCHEDULER_PID = "scheduler.pid"
+WORKER_PID = "worker-{index}.pid"
+_SCRIPT = "import sys; from distributed.cli.{cli} import main; sys.argv[0] = 'dask {name}'; sys.exit(main())"
+
+
+class DaskClusterError(Exception):
+    """The cluster could not be started or did not become ready."""
+
+
+@dataclass(frozen=True)
+class LocalDaskCluster:
+    data_dir: Path
+    port: int
+    pids: tuple[int, ...]  # scheduler first
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _spawn(data_dir: Path, cli: str, name: str, args: list[str], pid_name: str) -> int:
+    command = [sys.executable, "-c", _SCRIPT.format(cli=cli, name=name), *args]
+    log_path = data_dir / pid_name.replace(".pid", ".log")
+    return processes.spawn_detached(command, log_path=log_path, pid_path=data_dir / pid_name)
+
+
+def running_pids(data_dir: Path) -> list[int]:
+    recorded = (processes.recorded_pid(pid_file) for pid_file in sorted(data_dir.glob("*.pid")))
+    return [pid for pid in recorded if pid is not None]
+
+
+def start(data_dir: Path, *, port: int, workers: int = 2, nthreads: int = 1, memory_limit: str = "4GiB",
+          timeout_s: float = 60.0) -> LocalDaskCluster:
+    """Start the scheduler and `workers` worker processes; return once all workers have registered."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if running_pids(data_dir):
+        raise DaskClusterError(f"a cluster already runs from {data_dir}; stop it first")
+    address = f"127.0.0.1:{port}"
+    # --no-dashboard still starts an HTTP server (health, metrics) on 0.0.0.0 unless given an address.
+    quiet_http = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+    pids = [_spawn(data_dir, "dask_scheduler", "scheduler",
+                   ["--host", "127.0.0.1", "--port", str(port), *quiet_http, "--no-show"], SCHEDULER_PID)]
+    for index in range(workers):
+        pids.append(_spawn(data_dir, "dask_worker", "worker", [
+            f"tcp://{address}", "--host", "127.0.0.1", *quiet_http, "--no-nanny", "--nthreads", str(nthreads),
+            "--memory-limit", memory_limit, "--name", f"witness-{index}",
+            "--local-directory", str(data_dir / f"worker-{index}"),
+        ], WORKER_PID.format(index=index)))
+    cluster = LocalDaskCluster(data_dir, port, tuple(pids))
+    try:
+        wait_until_ready(cluster, workers=workers, timeout_s=timeout_s)
+    except DaskClusterError:
+        stop(data_dir)
+        raise
+    return cluster
+
+
+def wait_until_ready(cluster: LocalDaskCluster, *, workers: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        dead = [pid for pid in cluster.pids if not processes.alive(pid)]
+        if dead:
+            raise DaskClusterError(f"dask processes {dead} exited during start-up; see the logs in {cluster.data_dir}")
+        try:
+            with Client(cluster.address, timeout=5) as client:
+                client.wait_for_workers(workers, timeout=max(1.0, deadline - time.monotonic()))
+                return
+        except (OSError, TimeoutError) as error:
+            last = error
+        time.sleep(0.2)
+    raise DaskClusterError(f"dask cluster at {cluster.address} not ready after {timeout_s:.0f}s: {last}")
+
+
+def stop(data_dir: Path, *, timeout_s: float = 15.0) -> int:
+    """Stop every process recorded in `data_dir` (workers first); returns how many were running."""
+    data_dir = data_dir.resolve()
+    pid_files = sorted(data_dir.glob("*.pid"), key=lambda path: path.name == SCHEDULER_PID)
+    return sum(processes.stop_recorded(pid_file, timeout_s=timeout_s) for pid_file in pid_files)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--port", type=int, default=8786)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--nthreads", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.action == "start":
+        cluster = start(args.data_dir, port=args.port, workers=args.workers, nthreads=args.nthreads)
+        print(f"dask cluster ready at {cluster.address} (pids {', '.join(map(str, cluster.pids))})")
+    else:
+        print(f"stopped {stop(args.data_dir)} dask processes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

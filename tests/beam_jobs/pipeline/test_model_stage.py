@@ -1,0 +1,69 @@
+"""The model stage in the job: faces, vehicles and plates on real photos, crops in S3, same on Dask."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from beam_jobs.pipeline.catalog import read_committed
+from beam_jobs.pipeline.detect import installed_families, resolve_families
+from beam_jobs.pipeline.launcher import run_extract
+from beam_jobs.pipeline.objects import get_bytes
+from beam_jobs.pipeline.settings import ExtractSettings
+from infra.storage.client import build_client
+
+from .conftest import put_evidence
+
+EVIDENCE = "pl-evidence-models"
+PHOTOS = ["faces/obama_biden_2010_group.jpg", "vehicles/br_iphone5_AZJ6991.jpg", "faces/compreface_group_2faces.jpg"]
+MakeSettings = Callable[[str, str], ExtractSettings]
+
+
+def test_resolve_families(tmp_path: Path) -> None:
+    assert "objects" not in installed_families(tmp_path)  # no YOLOX file in an empty folder
+    assert resolve_families([], tmp_path) == ()
+    assert resolve_families(["plates", "faces"], tmp_path) == ("faces", "plates")
+    with pytest.raises(ValueError, match="unknown model families"):
+        resolve_families(["clip"], tmp_path)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_models_in_the_job_on_direct_and_dask(make_settings: MakeSettings, shared_data: Path,
+                                              dask_address: str) -> None:
+    direct = make_settings(EVIDENCE, "pl-catalog-models-direct")
+    if set(resolve_families(None, direct.models_dir)) != {"faces", "objects", "plates"}:
+        pytest.fail("model weights missing: run `python -m beam_jobs.models.install`")
+    client = build_client(direct.s3)
+    for name in PHOTOS:
+        put_evidence(client, direct.s3.buckets.evidence, name=name, data=(shared_data / name).read_bytes())
+
+    summary = run_extract(direct, runner="DirectRunner", models=["faces", "objects", "plates"])
+    assert summary.rows("photos") == 3 and summary.metrics["detect_ms.count"] == 3
+    detections = read_committed(client, direct.s3.buckets.catalog, "detections").to_pylist()
+    faces = [d for d in detections if d["kind"] == "face"]
+    assert len([f for f in faces if json.loads(f["attributes"])["indexable"]]) >= 4
+    assert all(len(f["embedding"]) == 128 for f in faces)
+    plates = {json.loads(d["attributes"])["plate_text"] for d in detections if d["kind"] == "plate"}
+    assert "AZJ6991" in plates
+    cars = [d for d in detections if d["kind"] == "vehicle" and json.loads(d["attributes"])["class"] == "car"]
+    assert cars and all(d["model_version"].startswith("yolox-nano@") for d in cars)
+    crop = Image.open(io.BytesIO(get_bytes(client, direct.s3.buckets.derived, str(cars[0]["crop_key"]))))
+    assert crop.format == "JPEG" and not crop.getexif()
+
+    dask = make_settings(EVIDENCE, "pl-catalog-models-dask")
+    run_extract(dask, runner="DaskRunner", models=["faces", "objects", "plates"],
+                beam_args=[f"--dask_client_address={dask_address}", "--dask_npartitions=2"])
+    on_dask = {d["detection_id"]: d for d in read_committed(client, dask.s3.buckets.catalog, "detections").to_pylist()}
+    assert set(on_dask) == {d["detection_id"] for d in detections}
+    for det in detections:  # determinism: same boxes and embeddings on both runners
+        other = on_dask[det["detection_id"]]
+        assert other["box"] == pytest.approx(det["box"], abs=1e-3)
+        if det["embedding"] is not None:
+            assert np.allclose(other["embedding"], det["embedding"], atol=1e-5)
