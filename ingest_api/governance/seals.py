@@ -8,8 +8,9 @@ retention date (COMPLIANCE by default: not even an admin can remove it early) an
 
 Object lock only works in a bucket created with it: S3 and SeaweedFS refuse a retention on an object in the
 `catalog` bucket ("InvalidRequest"), which is versioned but unlocked. So the target is the dedicated `audit`
-bucket that `ensure_buckets` creates with object lock. Deleting a key without a version id still adds a delete marker under lock, and anyone with write
-access can add a forged newer version, so `load_seals` reads every version and reports markers and disagreements.
+bucket that `ensure_buckets` creates with object lock. Deleting a key without a version id still adds a delete
+marker under lock, and anyone with write access can add a forged newer version, so `load_seals` reads every
+version and reports markers and disagreements.
 """
 
 from __future__ import annotations
