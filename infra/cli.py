@@ -15,6 +15,7 @@ Settings come from WITNESS_* environment variables, read once here and passed do
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -40,7 +41,8 @@ app.add_typer(s3_app, name="s3")
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(audit_app, name="audit")
-console = Console()
+# Receipts carry full SHA-256 hashes: when output is piped or logged (CI), do not fold them into 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _settings() -> ApiSettings:

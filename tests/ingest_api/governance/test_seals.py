@@ -137,7 +137,7 @@ def test_cli_audit_verify_exit_codes(
         "WITNESS_STATE_DIR": str(tmp_path),
         "WITNESS_DATABASE_URL": str(engine.url),
         "WITNESS_S3__ENDPOINT": s3_settings.endpoint,
-        "WITNESS_S3__BUCKETS__EVIDENCE": target.bucket,  # seals go to the locked evidence bucket for now
+        "WITNESS_S3__BUCKETS__AUDIT": target.bucket,
     }
     log = AuditLog(engine)
     _fill(log, 5)
