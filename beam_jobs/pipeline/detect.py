@@ -28,9 +28,10 @@ from PIL import Image
 
 from beam_jobs.extraction.decode import decode_image
 from beam_jobs.models import registry
+from beam_jobs.models.base import Box, ModelFamily, RGBImage
 from beam_jobs.models.base import Detection as ModelDetection
-from beam_jobs.models.base import ModelFamily, RGBImage
 from beam_jobs.models.install import is_installed
+from beam_jobs.models.plates import PlateFamily
 from beam_jobs.pipeline.objects import put_verified
 from beam_jobs.pipeline.transforms import NAMESPACE, Extracted
 from beam_jobs.records import DeadLetter, Detection
@@ -93,8 +94,14 @@ def detect_photo(
 ) -> list[tuple[Detection, bytes]]:
     """Every family's detections in `image` as catalog records, each with its crop's JPEG bytes."""
     found: list[tuple[Detection, bytes]] = []
+    vehicle_boxes: list[Box] = []
     for family in families:
-        detections = family.detect(image)
+        # Plates are read best inside the vehicles found before them (FAMILY_ORDER runs objects first).
+        if isinstance(family, PlateFamily):
+            detections = family.detect(image, vehicles=vehicle_boxes or None)
+        else:
+            detections = family.detect(image)
+        vehicle_boxes += [det.box for det in detections if det.kind == "vehicle"]
         vectors = family.embed(image, detections) if detections and family.embedding_dim else None
         for index, det in enumerate(detections):
             det_id = detection_id_for(photo_id, family.version, index)

@@ -1,4 +1,4 @@
-"""RapidOCR plate reading on shared/data/vehicles against the ground-truth plate text and box."""
+"""Plate localisation + crop recognition on shared/data/vehicles against the ground-truth plate text and box."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
 from beam_jobs.models.base import Box, Detection
+from beam_jobs.models.objects import ObjectFamily
 from beam_jobs.models.plate_text import search_key
-from beam_jobs.models.plates import PlateFamily, plate_detections, polygon_to_box
+from beam_jobs.models.plates import PlateFamily, PlateRead, plate_detections, polygon_to_box
 
 Loader = Callable[[str], NDArray[np.uint8]]
-# Reads measured exact on every run here (large, sharp plates); the small US plates (UH1F0F) and the
-# O/0-ambiguous ones (BA302OZ, AYO9034) are allowed to miss.
-BEST = ("RZN384", "CWW2245", "CYZ5139", "RK161AG", "RK878AC", "WSQ3021", "AZJ6991", "JOG9221", "JRK5336")
+# Reads measured exact on every run here; the O/0-ambiguous BA302OZ and AYO9034 are read exactly thanks to
+# the plate-format rules. The small Florida plates (UH1F0F: the recogniser reads I/O for 1/0; UG9L8U_b:
+# the state emblem between the halves) are allowed to miss.
+BEST = ("RZN384", "CWW2245", "CYZ5139", "RK161AG", "RK878AC", "WSQ3021", "AZJ6991", "JOG9221", "JRK5336",
+        "BA302OZ", "AYO9034", "WA56660")
 
 
 @pytest.fixture(scope="module")
@@ -43,32 +46,62 @@ def iou(a: Box, b: Box) -> float:
     return w * h / (a.w * a.h + b.w * b.h - w * h)
 
 
+Reads = dict[str, list[Detection]]
+
+
 @pytest.fixture(scope="module")
-def reads(load_rgb: Loader, manifest: dict[str, dict[str, str]]) -> dict[str, list[Detection]]:
-    family = PlateFamily()
+def vehicle_photos(load_rgb: Loader, manifest: dict[str, dict[str, str]]) -> dict[str, NDArray[np.uint8]]:
+    return {name: load_rgb(name) for name in sorted(manifest) if name.startswith("vehicles/")}
+
+
+@pytest.fixture(scope="module")
+def plates() -> PlateFamily:
+    family = PlateFamily(intra_op_threads=1)
     family.load()
-    return {name: family.detect(load_rgb(name)) for name in sorted(manifest) if name.startswith("vehicles/")}
+    return family
 
 
-def test_majority_of_plates_read_exactly(
-    reads: dict[str, list[Detection]], manifest: dict[str, dict[str, str]]
+@pytest.fixture(scope="module")
+def reads(plates: PlateFamily, vehicle_photos: dict[str, NDArray[np.uint8]]) -> Reads:
+    """Whole-photo search (no vehicle boxes)."""
+    return {name: plates.detect(image) for name, image in vehicle_photos.items()}
+
+
+@pytest.fixture(scope="module")
+def vehicle_reads(plates: PlateFamily, vehicle_photos: dict[str, NDArray[np.uint8]]) -> Reads:
+    """Search restricted to the object family's vehicle boxes, as the extraction job can call it."""
+    objects = ObjectFamily()
+    objects.load()
+    return {
+        name: plates.detect(image, vehicles=[d.box for d in objects.detect(image) if d.kind == "vehicle"])
+        for name, image in vehicle_photos.items()
+    }
+
+
+def best_exact(found: Reads, manifest: dict[str, dict[str, str]]) -> int:
+    """Photos whose BEST-ranked read is exactly the plate (not merely some text in the photo)."""
+    return sum(bool(d) and d[0].attributes["plate_text"] == truth(manifest[n])[0] for n, d in found.items())
+
+
+def test_best_read_is_the_plate_on_the_whole_photo(reads: Reads, manifest: dict[str, dict[str, str]]) -> None:
+    assert len(reads) == 22
+    # Measured: 19/22 exact (86 %); before the crop pipeline a full-image OCR pass read 17/22 (any line).
+    assert best_exact(reads, manifest) >= 19, f"exact best reads {best_exact(reads, manifest)}/22"
+    folded = sum(search_key(truth(manifest[n])[0]) in {d.attributes["plate_key"] for d in f} for n, f in reads.items())
+    assert folded >= 19, f"search-key matches {folded}/22"
+
+
+def test_best_read_is_the_plate_within_vehicle_boxes(
+    vehicle_reads: Reads, manifest: dict[str, dict[str, str]]
 ) -> None:
-    exact, folded = [], []
-    for name, found in reads.items():
-        plate, _ = truth(manifest[name])
-        texts = {d.attributes["plate_text"] for d in found}
-        keys = {d.attributes["plate_key"] for d in found}
-        exact.append(plate in texts)
-        folded.append(search_key(plate) in keys)
-    assert len(exact) == 22
-    # Measured: 17/22 exact (77%), 20/22 through the confusable-folded search key.
-    assert sum(exact) >= 15, f"exact reads {sum(exact)}/22"
-    assert sum(folded) >= 19, f"search-key matches {sum(folded)}/22"
+    # Measured: 20/22 exact (91 %); only the two small Florida UH1F0F photos miss.
+    assert best_exact(vehicle_reads, manifest) >= 20, f"exact best reads {best_exact(vehicle_reads, manifest)}/22"
+    assert all(d.attributes["in_vehicle"] is True for found in vehicle_reads.values() for d in found[:1])
 
 
 @pytest.mark.parametrize("plate", BEST)
 def test_best_plates_read_exactly_where_they_are(
-    plate: str, reads: dict[str, list[Detection]], manifest: dict[str, dict[str, str]]
+    plate: str, reads: Reads, manifest: dict[str, dict[str, str]]
 ) -> None:
     names = [n for n in reads if truth(manifest[n])[0] == plate]
     assert names
@@ -76,7 +109,8 @@ def test_best_plates_read_exactly_where_they_are(
         matches = [d for d in reads[name] if d.attributes["plate_text"] == plate]
         assert matches, f"{name}: read {[d.attributes['plate_raw'] for d in reads[name]]}"
         assert iou(matches[0].box, truth(manifest[name])[1]) > 0.3
-        assert 0.5 <= matches[0].score <= 1.0
+        assert 0.5 <= float(matches[0].attributes["plate_confidence"]) <= 1.0
+        assert matches[0].attributes["plate_key"] == search_key(plate)
 
 
 def test_signs_and_timestamps_are_not_plates(reads: dict[str, list[Detection]]) -> None:
@@ -92,6 +126,19 @@ def test_plate_detections_from_ocr_lines() -> None:
     assert [d.attributes["plate_text"] for d in found] == ["CWW2245"]
     assert found[0].attributes["plate_raw"] == "CWW-2245" and found[0].kind == "plate"
     assert found[0].box == polygon_to_box(np.array(quad, dtype=np.float32)) == Box(10, 20, 100, 32)
+
+
+def test_reads_in_a_vehicle_rank_first_and_formats_are_corrected() -> None:
+    car = Box(0, 0, 400, 300)
+    reads = [
+        PlateRead(Box(500, 50, 80, 20), "AB12CDE", 0.99),  # a sign outside the car, fits the UK format
+        PlateRead(Box(150, 220, 100, 25), "BA-3020Z", 0.95),  # the plate, lower half of the car
+        PlateRead(Box(160, 225, 90, 20), "BA3O20Z", 0.6),  # a second, overlapping read of it
+    ]
+    found = plate_detections(reads, min_confidence=0.5, vehicles=[car])
+    assert [d.attributes["plate_text"] for d in found] == ["BA302OZ", "AB12CDE"]
+    assert found[0].attributes["plate_read"] == "BA3020Z" and found[0].attributes["in_vehicle"] is True
+    assert found[1].attributes["in_vehicle"] is False
 
 
 def test_plates_have_no_vector() -> None:
