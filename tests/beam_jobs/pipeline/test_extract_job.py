@@ -10,6 +10,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from minio import Minio
@@ -74,9 +75,26 @@ def _check_direct_output(client: Minio, settings: ExtractSettings, uploads: dict
     assert dead["manifests/ev-test/bad/0.json"]["reason"] == "manifest_invalid"
 
 
+def _check_duckdb_reads_the_parts(client: Minio, settings: ExtractSettings, folder: Path) -> None:
+    """The committed parts are plain Parquet: DuckDB (or Spark) reads them without our code."""
+    catalog = settings.s3.buckets.catalog
+    (run_id,) = load_state(client, catalog).runs
+    for item in client.list_objects(catalog, prefix=run_prefix(run_id), recursive=True):
+        name = str(item.object_name)
+        if name.endswith(".parquet"):
+            (folder / name.rsplit("/", 1)[-1]).write_bytes(get_bytes(client, catalog, name))
+    ((rows, placed),) = duckdb.sql(
+        f"SELECT count(*), count(lat) FROM read_parquet('{folder}/photos-*.parquet')"
+    ).fetchall()
+    ours = read_committed(client, catalog).to_pylist()
+    assert (rows, placed) == (len(ours), sum(row["lat"] is not None for row in ours)) == (6, 3)
+    reasons = duckdb.sql(f"SELECT DISTINCT reason FROM read_parquet('{folder}/dead_letters-*.parquet')").fetchall()
+    assert {row[0] for row in reasons} == {"unsupported_format", "original_missing", "manifest_invalid"}
+
+
 def test_direct_and_dask_give_identical_records(
     uploads: dict[str, Upload], make_settings: MakeSettings, dask_address: str,
-    manifest: dict[str, dict[str, str]],
+    manifest: dict[str, dict[str, str]], tmp_path: Path,
 ) -> None:
     direct = make_settings(EVIDENCE, "pl-catalog-direct")
     client = build_client(direct.s3)
@@ -84,6 +102,7 @@ def test_direct_and_dask_give_identical_records(
     assert (summary.manifests, summary.rows("photos"), summary.rows("dead_letters")) == (9, 6, 3)
     assert summary.metrics["photos"] == 6 and summary.metrics["rejected.original_missing"] == 1
     _check_direct_output(client, direct, uploads, manifest)
+    _check_duckdb_reads_the_parts(client, direct, tmp_path)
 
     again = run_extract(direct, runner="DirectRunner")
     assert (again.run_id, again.manifests) == (None, 0)  # idempotent: nothing new
