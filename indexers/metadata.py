@@ -197,7 +197,8 @@ class MetadataTable:
         ids = table.column("id").to_numpy().astype(np.int64)
         if not np.array_equal(ids, detection_int_ids(detection_ids)):
             raise MetadataError("stored ids do not match sha256 of detection_id")
-        taken = table.column("taken_at_utc").cast(pa.int64())
+        # Parquet has no second unit: a timestamp[s] column comes back as timestamp[ms]. Cast to seconds first.
+        taken = pc.cast(table.column("taken_at_utc"), pa.timestamp("s", tz="UTC")).cast(pa.int64())
         time_known = ~np.asarray(pc.is_null(taken).to_numpy(zero_copy_only=False), dtype=bool)
         taken_at = np.where(time_known, pc.fill_null(taken, 0).to_numpy(), UNKNOWN_TIME).astype(np.int64)
         box = table.column("box").combine_chunks().flatten().to_numpy(zero_copy_only=False)

@@ -1,0 +1,143 @@
+"""`witness index`: bring every kind's published index up to date with the committed extraction runs.
+
+    outcomes = index_catalog(client, "catalog", kinds=INDEX_KINDS, work_dir=Path(".witness/index-build"),
+                             cache_root=Path(".witness/index-cache"), withdrawn_submission_ids={"sub-1"})
+
+For each kind: no published version (or `rebuild=True`) -> a full build from every committed run;
+otherwise only the runs the served version lacks are read and added, and photos of withdrawn
+submissions are removed. A kind with nothing new is left alone. Each new version is written locally,
+uploaded and then pointed to (`indexers.s3_versions`). Runs are read the way
+`beam_jobs.pipeline.catalog.read_committed` reads them (sha256 of each part checked against the run's
+`_SUCCESS.json`; newest run wins for a repeated id), but only the runs asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from minio import Minio
+
+from beam_jobs.pipeline.catalog import (
+    ID_COLUMNS,
+    SCHEMAS,
+    SUCCESS_NAME,
+    RunVerificationError,
+    load_state,
+    run_prefix,
+)
+from beam_jobs.pipeline.objects import get_bytes
+from indexers.catalog_index import (
+    INDEX_KINDS,
+    KindIndex,
+    NothingToIndexError,
+    build_kind_index,
+    update_kind_index,
+    withdrawn_photo_ids,
+)
+from indexers.s3_versions import load_published, new_version_name, publish_version, read_pointer, write_local
+from indexers.vector_index import IndexParams
+from infra.storage.evidence import read_json
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    kind: str
+    action: str  # "built", "updated", "unchanged", "empty"
+    version: str | None
+    count: int
+    added_runs: tuple[str, ...] = ()
+    removed_photos: int = 0
+
+
+def read_runs(client: Minio, bucket: str, run_ids: Sequence[str], table: str) -> pa.Table:
+    """Rows of `table` from the committed runs `run_ids` only (newest of them wins for a repeated id)."""
+    pieces = []
+    for run_id in reversed(list(run_ids)):
+        success = read_json(client, bucket, f"{run_prefix(run_id)}{SUCCESS_NAME}")
+        for part in success["parts"]:
+            if part["table"] == table:
+                data = get_bytes(client, bucket, part["key"])
+                if hashlib.sha256(data).hexdigest() != part["sha256"]:
+                    raise RunVerificationError(f"{part['key']} no longer matches its committed sha256")
+                pieces.append(pq.read_table(io.BytesIO(data)))
+    if not pieces:
+        return SCHEMAS[table].empty_table()
+    combined = pa.concat_tables(pieces)
+    first: dict[str, int] = {}
+    for row, value in enumerate(combined.column(ID_COLUMNS[table]).to_pylist()):
+        first.setdefault(value, row)
+    return combined.take(pa.array(sorted(first.values()), pa.int64()))
+
+
+class _Records:
+    """Each run set's tables read at most once per `index_catalog` call."""
+
+    def __init__(self, client: Minio, bucket: str) -> None:
+        self.client, self.bucket = client, bucket
+        self._cache: dict[tuple[tuple[str, ...], str], pa.Table] = {}
+
+    def get(self, run_ids: Sequence[str], table: str) -> pa.Table:
+        key = (tuple(run_ids), table)
+        if key not in self._cache:
+            self._cache[key] = read_runs(self.client, self.bucket, run_ids, table)
+        return self._cache[key]
+
+
+def _next(kind: str, base: KindIndex | None, records: _Records, runs: tuple[str, ...],
+          withdrawn_submissions: Collection[str], params: IndexParams | None
+          ) -> tuple[KindIndex | None, str, tuple[str, ...], int]:
+    """(new state or None if unchanged, action, runs added, photos removed)."""
+    if base is None:
+        photos = records.get(runs, "photos")
+        gone = withdrawn_photo_ids(photos, withdrawn_submissions)
+        built = build_kind_index(kind, records.get(runs, "detections"), photos, run_ids=runs,
+                                 withdrawn_photo_ids=gone, params=params)
+        return built, "built", runs, 0
+    new_runs = tuple(run for run in runs if run not in base.run_ids)
+    photos = records.get(new_runs, "photos")
+    gone = withdrawn_photo_ids(base.details, withdrawn_submissions) | withdrawn_photo_ids(photos,
+                                                                                        withdrawn_submissions)
+    present = len(gone & set(base.meta.photo_id.tolist()))
+    if not new_runs and not present:
+        return None, "unchanged", (), 0
+    updated = update_kind_index(base, records.get(new_runs, "detections"), photos, new_run_ids=new_runs,
+                                withdrawn_photo_ids=gone)
+    return updated, "updated", new_runs, present
+
+
+def index_catalog(client: Minio, bucket: str, *, kinds: Sequence[str] = INDEX_KINDS, work_dir: Path,
+                  cache_root: Path, withdrawn_submission_ids: Collection[str] = (), rebuild: bool = False,
+                  params: IndexParams | None = None) -> list[IndexOutcome]:
+    """Publish a new version of each kind in `kinds` that the committed runs or withdrawals changed."""
+    runs = load_state(client, bucket).runs
+    records = _Records(client, bucket)
+    outcomes = []
+    for kind in kinds:
+        published = None if rebuild else load_published(client, bucket, kind, cache_root)
+        base = published[1] if published else None
+        try:
+            state, action, added, removed = _next(kind, base, records, runs, withdrawn_submission_ids, params)
+        except NothingToIndexError:
+            outcomes.append(IndexOutcome(kind, "empty", None, 0))  # nothing of this kind extracted yet
+            continue
+        if state is None:
+            assert published is not None
+            outcomes.append(IndexOutcome(kind, action, published[0].version, len(published[1].meta)))
+            continue
+        version = new_version_name()
+        path = write_local(work_dir / kind, version, state)
+        previous = published[0].version if published else None
+        if rebuild:
+            current = read_pointer(client, bucket, kind)
+            previous = current.version if current else None
+        publish_version(client, bucket, path, expect_previous=previous)
+        shutil.rmtree(path)  # the search service verifies its own download; this copy served its purpose
+        outcomes.append(IndexOutcome(kind, action, version, len(state.meta), added, removed))
+    return outcomes
