@@ -9,6 +9,9 @@
     witness events create ... # open an incident for witness uploads
     witness verify            # re-hash every original against the manifests (ransomware / bit-rot check)
     witness audit verify      # check the audit chain against its sealed, locked copies
+    witness staff create --username ines --role investigator [--password]   # prints a token once
+    witness export CASE_ID [--out bundle.zip]   # court bundle: originals, SHA-256 manifest, audit, searches
+    witness expire [--dry-run]                  # erase evidence of events past retention (legal holds win)
 
 Settings come from WITNESS_* environment variables, read once here and passed down.
 """
@@ -24,7 +27,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from infra import local_stack, s3server
+from infra import local_stack, s3server, search_cli
 from ingest_api.app import create_app
 from ingest_api.db import repository
 from ingest_api.db.migrate import upgrade
@@ -41,6 +44,10 @@ app.add_typer(s3_app, name="s3")
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(audit_app, name="audit")
+app.add_typer(search_cli.search_app, name="search")
+app.command("index")(search_cli.index_command)
+staff_app = typer.Typer(help="Staff accounts, roles and tokens.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
 # Receipts carry full SHA-256 hashes: when output is piped or logged (CI), do not fold them into 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=200)
 
@@ -208,3 +215,91 @@ def audit_verify() -> None:
         engine.dispose()
     print_verification(result, console)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _operator() -> str:
+    """Who ran a server-side command, for the audit log (the OS account: these commands need server access)."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+@staff_app.command("create")
+def staff_create(
+    username: Annotated[str, typer.Option(help="login name")],
+    role: Annotated[str, typer.Option(help="investigator, supervisor, auditor or admin")],
+    password: Annotated[bool, typer.Option("--password", help="also set a password (prompted, for web login)")] = False,
+) -> None:
+    """Create a staff account and print its first bearer token, once (only its SHA-256 is stored)."""
+    from ingest_api.governance.policy import Principal, Role
+    from ingest_api.governance.service import build_governance
+    from ingest_api.governance.staff import GovernanceConflict
+
+    try:
+        chosen = Role(role)
+    except ValueError as error:
+        raise typer.BadParameter(f"role must be one of {', '.join(r.value for r in Role)}, got {role!r}") from error
+    secret = typer.prompt("password", hide_input=True, confirmation_prompt=True) if password else None
+    settings = _settings()
+    upgrade(settings.effective_database_url)
+    engine = build_engine(settings.effective_database_url)
+    try:
+        governance = build_governance(settings, sessions=session_factory(engine), engine=engine)
+        issued = governance.staff.create(actor=Principal(_operator(), Role.ADMIN), username=username, role=chosen,
+                                         password=secret)
+    except GovernanceConflict as error:
+        raise typer.BadParameter(str(error)) from error
+    finally:
+        engine.dispose()
+    until = f"{issued.expires_at:%Y-%m-%d}"
+    console.print(f"{issued.username} ({issued.role.value}); token, shown once, valid until {until}:")
+    typer.echo(issued.token)
+
+
+@app.command("export")
+def export_case(
+    case_id: Annotated[str, typer.Argument(help="the case id (GET /v1/cases)")],
+    out: Annotated[Path | None, typer.Option(help="zip to write (default: state dir/exports/case-ID.zip)")] = None,
+) -> None:
+    """Write the court bundle of a case: originals, SHA-256 manifest, manifests, audit entries, searches, models."""
+    from infra.storage.client import build_client
+    from ingest_api.governance.audit_store import AuditLog
+    from ingest_api.governance.bundle import CaseBundler
+    from ingest_api.governance.staff import GovernanceNotFound
+
+    settings = _settings()
+    engine = build_engine(settings.effective_database_url)
+    target = out or settings.state_dir / "exports" / f"case-{case_id}.zip"
+    try:
+        bundler = CaseBundler(client=build_client(settings.s3), buckets=settings.s3.buckets,
+                              sessions=session_factory(engine), audit=AuditLog(engine), max_pixels=settings.max_pixels)
+        summary = bundler.write(case_id=case_id, actor=_operator(), role="operator", out=target)
+    except GovernanceNotFound as error:
+        raise typer.BadParameter(str(error)) from error
+    finally:
+        engine.dispose()
+    console.print(f"{summary.path}: {summary.originals} originals, sha256 {summary.sha256}")
+
+
+@app.command("expire")
+def expire(dry_run: Annotated[bool, typer.Option(help="only list the events that are due")] = False) -> None:
+    """Erase the evidence of events past their retention, except under legal hold; every erasure is audited."""
+    from infra.storage.client import build_client
+    from ingest_api.governance.audit_store import AuditLog
+    from ingest_api.governance.retention import RetentionJob
+
+    settings = _settings()
+    engine = build_engine(settings.effective_database_url)
+    try:
+        job = RetentionJob(client=build_client(settings.s3), buckets=settings.s3.buckets,
+                           sessions=session_factory(engine), audit=AuditLog(engine))
+        outcomes = job.run(actor=_operator(), role="operator", dry_run=dry_run)
+    finally:
+        engine.dispose()
+    for outcome in outcomes:
+        console.print(f"{outcome.event_id}: {outcome.status}, {len(outcome.originals)} originals, "
+                      f"{outcome.manifests} manifests, {outcome.derived} derived images erased"
+                      + (f"; kept under object hold: {len(outcome.kept_under_object_hold)}"
+                         if outcome.kept_under_object_hold else ""))
+    if not outcomes:
+        console.print("no event is past its retention")

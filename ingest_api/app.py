@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -15,17 +16,26 @@ from importlib.metadata import version
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from minio import Minio
+from minio.error import S3Error
 from prometheus_client import CONTENT_TYPE_LATEST
+from urllib3.exceptions import HTTPError
 
 from infra.storage.client import build_client, ensure_buckets
 from ingest_api.db.session import build_engine, session_factory
-from ingest_api.routes import events, photos, submissions, uploads, web
+from ingest_api.governance.audit_store import AuditLog
+from ingest_api.governance.auth import register_error_handlers
+from ingest_api.governance.seals import SealTarget, seal_pending, seal_periodically
+from ingest_api.governance.service import build_governance
+from ingest_api.routes import audit, auth, cases, events, exports, photos, staff, submissions, uploads, web
+from ingest_api.routes import search as search_routes
 from ingest_api.services.ingest import IngestService, StorageUnavailable
 from ingest_api.services.limits import AbuseGuard
 from ingest_api.services.metrics import UploadMetrics
 from ingest_api.services.positions import PositionService
 from ingest_api.services.resumable import ResumableUploads
 from ingest_api.services.resumable_store import ResumableStore, UnknownUpload
+from ingest_api.services.search import REFRESH_INTERVAL_S, SearchService
 from ingest_api.services.sniff import RejectedUpload
 from ingest_api.services.submissions import SubmissionService
 from ingest_api.settings import ApiSettings
@@ -40,6 +50,14 @@ async def _sweep_forever(resumable: ResumableUploads, interval_s: float) -> None
         if removed:
             log.info("removed %d expired resumable uploads", len(removed))
         await asyncio.sleep(interval_s)
+
+
+def _final_seal(audit_log: AuditLog, client: Minio, settings: ApiSettings) -> None:
+    """Seal what the last minutes appended before the process goes; a failure leaves it for the next start."""
+    try:
+        seal_pending(audit_log, client, SealTarget(bucket=settings.s3.buckets.audit))
+    except (S3Error, HTTPError) as error:
+        log.error("final audit seal failed (the next start seals these entries): %s", error)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -77,19 +95,43 @@ def create_app(settings: ApiSettings) -> FastAPI:
             receipt_key_id=settings.receipt_key_id,
         )
         app.state.positions = PositionService(sessions)
+        app.state.s3_client = client
+        app.state.governance = build_governance(settings, sessions=sessions, engine=engine)
+        app.state.governance.audit.require_table()
+        seal_stop = threading.Event()
+        sealer = threading.Thread(
+            target=seal_periodically,
+            args=(app.state.governance.audit, client, SealTarget(bucket=settings.s3.buckets.audit)),
+            kwargs={"interval_s": settings.audit_seal_interval_s, "stop": seal_stop},
+            name="witness-audit-sealer",
+            daemon=True,
+        )
+        sealer.start()
         sweeper = asyncio.create_task(_sweep_forever(app.state.resumable, settings.resumable_sweep_interval_s))
+        app.state.search = SearchService.from_settings(settings.s3, client=client, state_dir=settings.state_dir)
+        search_refresher = asyncio.create_task(app.state.search.refresh_forever(REFRESH_INTERVAL_S))
         yield
+        search_refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await search_refresher
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+        seal_stop.set()
+        sealer.join(timeout=30)
+        await asyncio.to_thread(_final_seal, app.state.governance.audit, client, settings)
         engine.dispose()
 
     app = FastAPI(title="Witness API", version=api_version, lifespan=lifespan)
     app.include_router(photos.router)
     app.include_router(uploads.router)
     app.include_router(submissions.router)
+    search_routes.register(app)
     app.include_router(events.router)
     app.include_router(web.router)
+    for staff_router in (auth.router, staff.router, cases.router, audit.router, exports.router):
+        app.include_router(staff_router)
+    register_error_handlers(app)
 
     @app.exception_handler(RejectedUpload)
     async def rejected(request: Request, error: RejectedUpload) -> JSONResponse:

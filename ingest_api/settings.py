@@ -51,6 +51,11 @@ class ApiSettings(BaseSettings):
     resumable_sweep_interval_s: float = Field(default=300.0, gt=0)
     limits: AbuseLimits = AbuseLimits()
     node_modules: Path = Field(default=DEFAULT_NODE_MODULES, description="npm packages for the upload page")
+    audit_seal_interval_s: float = Field(default=300.0, gt=0, description="how often audit entries are sealed")
+    staff_login_ttl_s: int = Field(default=12 * 3600, ge=60, description="life of a token from a password login")
+    staff_issued_token_ttl_days: int = Field(default=30, ge=1, description="life of an admin/CLI-issued token")
+    fence_max_radius_m: float = Field(default=2_000.0, gt=0, description="larger search fences need approval")
+    fence_max_window_s: float = Field(default=24 * 3600.0, gt=0, description="longer search windows need approval")
 
     @model_validator(mode="after")
     def _refuse_default_secrets_outside_local(self) -> ApiSettings:

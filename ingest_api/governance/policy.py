@@ -48,6 +48,9 @@ class Action(StrEnum):
     MANAGE_USERS = "manage_users"
     SET_RETENTION = "set_retention"
     ERASE = "erase"
+    VIEW_CASE = "view_case"  # a case's details and linked events (investigators: their cases only)
+    CREATE_EVENT = "create_event"  # open an appeal for witnesses, linked to a case (investigators: their cases)
+    OWN_SESSION = "own_session"  # who am I, log out: any authenticated staff member
 
 
 _I, _S, _AU, _AD = Role.INVESTIGATOR, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN
@@ -66,9 +69,14 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.MANAGE_USERS: frozenset({_AD}),
     Action.SET_RETENTION: frozenset({_AD}),
     Action.ERASE: frozenset({_AD}),
+    Action.VIEW_CASE: frozenset({_I, _S}),
+    Action.CREATE_EVENT: frozenset({_I, _S}),
+    Action.OWN_SESSION: frozenset({_I, _S, _AU, _AD}),
 }
 # Actions touching a case's photos are further limited to the cases a principal may access.
-CASE_SCOPED: frozenset[Action] = frozenset({Action.SEARCH, Action.VIEW_PHOTO, Action.EXPORT_CASE})
+CASE_SCOPED: frozenset[Action] = frozenset(
+    {Action.SEARCH, Action.VIEW_PHOTO, Action.EXPORT_CASE, Action.VIEW_CASE, Action.CREATE_EVENT}
+)
 
 
 class PermissionDenied(Exception):

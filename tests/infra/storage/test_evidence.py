@@ -127,11 +127,12 @@ def test_presigned_urls_work_and_expire(s3_client: Minio, s3_settings: S3Setting
     key = f"thumbs/{time.time_ns()}.jpg"
     put_url = s3_client.presigned_put_object(bucket, key, expires=timedelta(seconds=60))
     assert httpx.put(put_url, content=b"thumbnail bytes").status_code == 200
-    get_url = s3_client.presigned_get_object(bucket, key, expires=timedelta(seconds=1))
-    fetched = httpx.get(get_url)
+    fetched = httpx.get(s3_client.presigned_get_object(bucket, key, expires=timedelta(seconds=60)))
     assert fetched.status_code == 200 and fetched.content == b"thumbnail bytes"
+    # A separate short-lived URL, so a slow machine cannot make the first fetch above race the expiry.
+    short_lived = s3_client.presigned_get_object(bucket, key, expires=timedelta(seconds=1))
     time.sleep(2.5)
-    assert httpx.get(get_url).status_code == 403
+    assert httpx.get(short_lived).status_code == 403
 
 
 def test_original_keys_come_only_from_the_hash() -> None:

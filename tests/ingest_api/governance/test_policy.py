@@ -45,6 +45,9 @@ EXPECTED: dict[str, tuple[bool, bool, bool, bool]] = {
     "manage_users": (False, False, False, True),
     "set_retention": (False, False, False, True),
     "erase": (False, False, False, True),
+    "view_case": (True, True, False, False),
+    "create_event": (True, True, False, False),
+    "own_session": (True, True, True, True),
 }
 ROLES = (Role.INVESTIGATOR, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN)
 T0 = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)

@@ -1,0 +1,48 @@
+"""`witness index` then `witness search plates` against a real S3 server and a committed extraction run."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from minio import Minio
+from typer.testing import CliRunner
+
+from beam_jobs.pipeline.catalog import commit_run, run_prefix
+from beam_jobs.pipeline.objects import put_verified
+from beam_jobs.pipeline.sinks import PARQUET_TYPE, PartInfo, parquet_bytes, part_key
+from infra.cli import app
+from infra.storage.config import S3Settings
+from tests.indexers.real_catalog import INCIDENT, T0, plate_catalog
+
+pytestmark = pytest.mark.integration
+
+
+def test_index_then_search_plates(s3_settings: S3Settings, s3_client: Minio, manifest: dict[str, dict[str, str]],
+                                  tmp_path: Path) -> None:
+    catalog = f"cli-cat-{uuid.uuid4().hex[:8]}"
+    s3_client.make_bucket(catalog)
+    detections, photos = plate_catalog(manifest, run_id="r1")
+    parts = []
+    for table, data in (("photos", photos), ("detections", detections)):
+        key = part_key(run_prefix("r1"), table, 0)
+        parts.append(PartInfo(table, key, data.num_rows, put_verified(s3_client, catalog, key, parquet_bytes(data),
+                                                                      PARQUET_TYPE)))
+    commit_run(s3_client, catalog, "r1", parts=parts, manifests=["m1"], extracted_by="test")
+    env = {"WITNESS_STATE_DIR": str(tmp_path), "WITNESS_S3__ENDPOINT": s3_settings.endpoint,
+           "WITNESS_S3__BUCKETS__CATALOG": catalog, "WITNESS_S3__BUCKETS__DERIVED": catalog}
+    runner = CliRunner()
+    built = runner.invoke(app, ["index", "--kind", "plate"], env=env)
+    assert built.exit_code == 0, built.output
+    assert "built" in built.output
+    again = runner.invoke(app, ["index", "--kind", "plate"], env=env)
+    assert again.exit_code == 0 and "unchanged" in again.output, again.output
+    fence = ["--lat", str(INCIDENT[0]), "--lon", str(INCIDENT[1]), "--radius-m", "1000", "--start", T0.isoformat(),
+             "--end", T0.replace(hour=16).isoformat(), "--exclude-unplaced", "--exclude-untimed"]
+    found = runner.invoke(app, ["search", "plates", "BA3O2OZ", *fence], env=env)
+    assert found.exit_code == 0, found.output
+    assert "photo-eu_sk_BA302OZ" in found.output
+    unfenced = runner.invoke(app, ["search", "plates", "BA3O2OZ", "--start", T0.isoformat(), "--end",
+                                   T0.replace(hour=16).isoformat(), "--exclude-unplaced", "--exclude-untimed"], env=env)
+    assert unfenced.exit_code != 0
