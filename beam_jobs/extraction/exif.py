@@ -15,6 +15,7 @@ from io import BytesIO
 from typing import Literal
 
 import exifread
+from exifread.core.exceptions import ExifError
 from PIL import Image
 
 from beam_jobs.extraction.decode import ALLOWED_FORMATS, enable_heif
@@ -32,9 +33,12 @@ from beam_jobs.extraction.exif_values import (
 GpsStatus = Literal["ok", "absent", "invalid"]
 
 # Both parsers are fed hostile bytes; these are what their header walkers raise on them.
+# Third-party parsers walking hostile bytes: exifread's HEIC walker raises its own ExifError subclasses (BadSize),
+# and even AssertionError / NotImplementedError on broken boxes (found by fuzzing). None may kill the photo.
 _PARSER_ERRORS = (
     ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, EOFError,
     SyntaxError, struct.error, ZeroDivisionError, RecursionError, Image.DecompressionBombError,
+    ExifError, AssertionError, NotImplementedError,
 )
 _EXIFREAD_NAMES = {
     "Image Make": "Make", "Image Model": "Model", "Image Software": "Software",

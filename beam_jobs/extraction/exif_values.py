@@ -97,7 +97,7 @@ def parse_datetime(value: object, subsec: object = None) -> datetime | None:
     except ValueError:
         return None
     digits = as_text(subsec)
-    if digits and digits.isdigit():
+    if digits and digits.isdecimal() and digits.isascii():  # isdigit() accepts '²', which int() refuses
         parsed = parsed.replace(microsecond=int(digits[:6].ljust(6, "0")))
     return parsed
 
