@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import certifi
+import urllib3
 from minio import Minio
 from minio.commonconfig import ENABLED
 from minio.error import S3Error
@@ -12,12 +14,22 @@ from infra.storage.config import S3Settings
 
 
 def build_client(settings: S3Settings) -> Minio:
+    # minio's default pool keeps 10 connections and discards the rest: under many concurrent uploads that means
+    # reconnecting for every request. Size the pool for the API's concurrency; the rest mirrors minio's defaults.
+    http = urllib3.PoolManager(
+        maxsize=settings.max_connections,
+        timeout=urllib3.Timeout(connect=300, read=300),
+        retries=urllib3.Retry(total=5, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=certifi.where(),
+    )
     return Minio(
         settings.endpoint,
         access_key=settings.access_key,
         secret_key=settings.secret_key.get_secret_value(),
         secure=settings.secure,
         region=settings.region,
+        http_client=http,
     )
 
 

@@ -32,6 +32,7 @@ class S3Settings(BaseModel):
     # COMPLIANCE does not even allow that. Production chooses.
     evidence_retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
     evidence_retention_days: int = Field(default=30, ge=1)
+    max_connections: int = Field(default=64, ge=1, le=1024, description="HTTP connections kept open to S3")
     presign_expiry_s: int = Field(default=900, ge=1, le=7 * 24 * 3600)
 
     def uses_default_secret(self) -> bool:

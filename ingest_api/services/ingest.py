@@ -103,23 +103,21 @@ class IngestService:
                     "client_filename": filename,
                 },
             )
-            row = repository.record_upload(
-                session=session,
-                upload=Upload(
-                    submission_id=submission.id,
-                    sha256=body.sha256,
-                    size=body.size,
-                    media_type=image.media_type,
-                    width=image.width,
-                    height=image.height,
-                    object_key=stored.key,
-                    object_version=stored.version_id,
-                    manifest_key=manifest,
-                    received_at=received_at,
-                    caption=caption,
-                    client_filename=filename,
-                ),
+            upload = Upload(
+                submission_id=submission.id,
+                sha256=body.sha256,
+                size=body.size,
+                media_type=image.media_type,
+                width=image.width,
+                height=image.height,
+                object_key=stored.key,
+                object_version=stored.version_id,
+                manifest_key=manifest,
+                received_at=received_at,
+                caption=caption,
+                client_filename=filename,
             )
+            row = repository.record_upload(session=session, upload=upload)
             return Receipt(
                 submission_id=submission.id,
                 event_id=event_id,
@@ -129,7 +127,9 @@ class IngestService:
                 width=image.width,
                 height=image.height,
                 received_at=_as_utc(row.received_at),
-                duplicate=not stored.created,
+                # This submission had already been given a receipt for these bytes (not merely: the store had them,
+                # which is also true after a retried upload whose first attempt failed before its receipt).
+                duplicate=row is not upload,
                 submission_token=new_token,
             )
 
