@@ -26,6 +26,7 @@ from indexers.plates import (
     search_plates,
     vehicle_mask,
 )
+from tests.reliability.nightly import skip_unless_slow_selected
 
 CI = settings(
     max_examples=200, derandomize=True, deadline=None, database=None,
@@ -115,10 +116,12 @@ def test_fuzz_attributes_json() -> None:
 
 
 @pytest.mark.slow
-def test_fuzz_normalisation_nightly() -> None:
+def test_fuzz_normalisation_nightly(request: pytest.FixtureRequest) -> None:
+    skip_unless_slow_selected(request)
     NIGHTLY(given(TEXT)(check_normalisation))()
 
 
 @pytest.mark.slow
-def test_fuzz_search_nightly() -> None:
+def test_fuzz_search_nightly(request: pytest.FixtureRequest) -> None:
+    skip_unless_slow_selected(request)
     NIGHTLY(given(QUERY, PLATES, st.none() | st.integers(0, 5))(check_search))()
