@@ -50,11 +50,30 @@ def canonical_plate(text: str) -> str:
     return normalise_plate(text).translate(_CANONICAL)
 
 
-def _wildcard_regex(query: str, *, canonical: bool) -> re.Pattern[str]:
+def _wildcard_pattern(query: str, *, canonical: bool) -> str:
     pattern = _NOT_PATTERN.sub("", unicodedata.normalize("NFKC", query).upper())
-    if canonical:
-        pattern = pattern.translate(_CANONICAL)
-    return re.compile("".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern))
+    return pattern.translate(_CANONICAL) if canonical else pattern
+
+
+def glob_match(pattern: str, text: str) -> bool:
+    """`*` = any run, `?` = one character; whole-string match in O(len(pattern) * len(text)).
+
+    Not a regex: `.*` groups backtrack exponentially on queries like `*A*A*A...*B` (a 23-character query took
+    17 s), and investigators' queries are untrusted input.
+    """
+    p = t = 0
+    star, resume = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] in ("?", text[t]):
+            p, t = p + 1, t + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, resume, p = p, t, p + 1
+        elif star >= 0:
+            p, resume = star + 1, resume + 1
+            t = resume
+        else:
+            return False
+    return all(ch == "*" for ch in pattern[p:])
 
 
 @dataclass(frozen=True)
@@ -76,11 +95,11 @@ def search_plates(query: str, plates: Sequence[str | None], *, cutoff: float = 8
     canon = [p.translate(_CANONICAL) for p in norm]
     q_norm = normalise_plate(query)
     if "*" in query or "?" in query:
-        canonical, literal = _wildcard_regex(query, canonical=True), _wildcard_regex(query, canonical=False)
-        hits = [j for j, c in enumerate(canon) if canonical.fullmatch(c)]
+        canonical, literal = _wildcard_pattern(query, canonical=True), _wildcard_pattern(query, canonical=False)
+        hits = [j for j, c in enumerate(canon) if glob_match(canonical, c)]
         primary = np.full(len(hits), 100.0)
         # Matches that need a misread glyph rank below literal ones.
-        secondary = np.array([100.0 if literal.fullmatch(norm[j]) else 0.0 for j in hits])
+        secondary = np.array([100.0 if glob_match(literal, norm[j]) else 0.0 for j in hits])
     else:
         found = process.extract(q_norm.translate(_CANONICAL), canon, scorer=fuzz.ratio, processor=None,
                                 score_cutoff=cutoff, limit=None)
