@@ -27,7 +27,7 @@ from ingest_api.governance.audit_store import AuditLog
 from ingest_api.governance.auth import register_error_handlers
 from ingest_api.governance.seals import SealTarget, seal_pending, seal_periodically
 from ingest_api.governance.service import build_governance
-from ingest_api.routes import audit, auth, cases, events, exports, photos, staff, submissions, uploads, web
+from ingest_api.routes import audit, auth, cases, console, events, exports, photos, staff, submissions, uploads, web
 from ingest_api.routes import search as search_routes
 from ingest_api.services.ingest import IngestService, StorageUnavailable
 from ingest_api.services.limits import AbuseGuard
@@ -129,6 +129,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     search_routes.register(app)
     app.include_router(events.router)
     app.include_router(web.router)
+    app.include_router(console.router)
     for staff_router in (auth.router, staff.router, cases.router, audit.router, exports.router):
         app.include_router(staff_router)
     register_error_handlers(app)

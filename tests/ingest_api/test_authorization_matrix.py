@@ -43,6 +43,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/events/{event_id}/qr.{kind}"): PUBLIC, ("GET", "/e/{event_id}"): PUBLIC,
     ("GET", "/assets/{name}"): PUBLIC, ("GET", "/assets/vendor/{name}"): PUBLIC,
     ("POST", "/v1/auth/token"): PUBLIC,  # the login itself
+    ("GET", "/console"): PUBLIC, ("GET", "/console/assets/{name}"): PUBLIC,  # the investigator page: no data in it
+    ("GET", "/console/config"): A.OWN_SESSION,  # a connected deployment's tile URL may carry a provider key
     # staff
     ("GET", "/v1/auth/me"): A.OWN_SESSION, ("DELETE", "/v1/auth/token"): A.OWN_SESSION,
     ("GET", "/v1/staff"): A.MANAGE_USERS, ("POST", "/v1/staff"): A.MANAGE_USERS,
