@@ -154,10 +154,15 @@ class Fence:
     window: TimeWindow | None
     include_unplaced: bool
     include_untimed: bool
+    # Which events' photos may be searched at all (a case's events); None = no restriction.
+    event_ids: frozenset[str] | None = None
 
     def mask(self, meta: MetadataTable) -> NDArray[np.bool_]:
         """`(n,) bool` over the rows of `meta`."""
         keep = np.ones(len(meta), dtype=bool)
+        if self.event_ids is not None:
+            allowed = self.event_ids
+            keep &= np.fromiter((event in allowed for event in meta.event_id), dtype=bool, count=len(meta))
         if self.area is not None:
             placed = meta.position_trusted
             in_area = np.zeros(len(meta), dtype=bool)

@@ -81,6 +81,11 @@ class CaseService:
             raise GovernanceNotFound(f"no case {case_id!r}")
         return case
 
+    def searchable_event_ids(self, case_id: str) -> frozenset[str]:
+        """The events a search made for `case_id` may look into: only those linked to the case."""
+        with self.sessions() as session:
+            return frozenset(case_event_ids(session, case_id))
+
     def _event(self, session: Session, event_id: str) -> Event:
         event = repository.get_event(session=session, event_id=event_id)
         if event is None:

@@ -120,3 +120,17 @@ def test_unplaced_and_untimed_are_an_explicit_choice(records: RecordFactory, t0:
     assert keep(True, True) == [True, True, True, False, True]
     with pytest.raises(TypeError):
         Fence(area=area, window=window)  # type: ignore[call-arg]
+
+
+def test_event_scope_keeps_only_the_cases_events(records: RecordFactory, t0: datetime) -> None:
+    det, photos = records([51.5, 51.5], [-0.12, -0.12], taken=[t0, t0])
+    photos = photos.set_column(photos.schema.get_field_index("event_id"), "event_id", pa.array(["ev1", "ev2"]))
+    meta = MetadataTable.from_records(det, photos)
+
+    def keep(events: frozenset[str] | None) -> list[bool]:
+        fence = Fence(area=None, window=None, include_unplaced=False, include_untimed=False, event_ids=events)
+        return fence.mask(meta).tolist()
+
+    assert keep(None) == [True, True]
+    assert keep(frozenset({"ev2"})) == [False, True]
+    assert keep(frozenset()) == [False, False]

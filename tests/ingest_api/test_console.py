@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,8 @@ from indexers.catalog_index import build_kind_index
 from indexers.s3_versions import new_version_name, publish_version, write_local
 from infra import local_stack
 from infra.storage.config import BucketNames, S3Settings
-from ingest_api.db import repository
 from ingest_api.db.migrate import upgrade
+from ingest_api.db.models import Event
 from ingest_api.db.session import build_engine, session_factory
 from ingest_api.governance.audit_store import AuditLog
 from ingest_api.governance.cases import CaseService
@@ -90,10 +90,12 @@ def _staff_and_case(database_url: str) -> str:
         case = cases.create(actor=supervisor, reference="MPS/2025/0322", title="Westminster Bridge attack")
         cases.assign(actor=supervisor, case_id=case.id, username="ines")
         with sessions() as session:
-            event = repository.create_event(session=session, name="Westminster Bridge", lat=INCIDENT[0],
-                                            lon=INCIDENT[1], radius_m=1500, starts_at=T0,
-                                            ends_at=T0 + timedelta(hours=2))
-        cases.link_event(actor=supervisor, case_id=case.id, event_id=event.id)
+            # The id the published catalog's photos carry: a case only searches the events linked to it.
+            session.add(Event(id="ev-bridge", name="Westminster Bridge", lat=INCIDENT[0], lon=INCIDENT[1],
+                              radius_m=1500, starts_at=T0, ends_at=T0 + timedelta(hours=2),
+                              created_at=datetime.now(UTC)))
+            session.commit()
+        cases.link_event(actor=supervisor, case_id=case.id, event_id="ev-bridge")
         return case.id
     finally:
         engine.dispose()

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,12 @@ from indexers.s3_versions import new_version_name, publish_version, write_local
 from infra.storage.config import BucketNames, S3Settings
 from ingest_api.app import create_app
 from ingest_api.db.migrate import upgrade
-from ingest_api.db.session import build_engine
+from ingest_api.db.models import Event
+from ingest_api.db.session import build_engine, session_factory
 from ingest_api.governance.audit_store import AuditLog
 from ingest_api.governance.policy import Principal, Role
 from ingest_api.governance.search_gate import govern_search
+from ingest_api.governance.tables import Case, CaseEvent
 from tests.indexers.real_catalog import (
     INCIDENT,
     T0,
@@ -43,7 +45,22 @@ from tests.indexers.real_catalog import (
 from tests.ingest_api.conftest import api_settings
 
 pytestmark = pytest.mark.integration
-INVESTIGATOR = Principal(user_id="investigator-1", role=Role.INVESTIGATOR, assigned_cases=frozenset({"C-1"}))
+INVESTIGATOR = Principal(user_id="investigator-1", role=Role.INVESTIGATOR, assigned_cases=frozenset({"C-1", "C-2"}))
+
+
+def _cases_over_the_catalog(database_url: str) -> None:
+    """Case C-1 is linked to the catalog's event (ev-bridge); case C-2 to nothing."""
+    engine = build_engine(database_url)
+    now = datetime.now(UTC)
+    with session_factory(engine)() as session:
+        session.add(Event(id="ev-bridge", name="bridge", lat=INCIDENT[0], lon=INCIDENT[1], radius_m=1500,
+                          starts_at=T0, ends_at=T0 + timedelta(hours=2), created_at=now))
+        session.add_all([Case(id=case_id, reference=case_id, title=case_id, created_by="test", created_at=now)
+                         for case_id in ("C-1", "C-2")])
+        session.flush()
+        session.add(CaseEvent(case_id="C-1", event_id="ev-bridge", linked_by="test", linked_at=now))
+        session.commit()
+    engine.dispose()
 
 
 def fence(**overrides: Any) -> dict[str, Any]:
@@ -70,6 +87,7 @@ def search_api(s3_settings: S3Settings, s3_client: Minio, shared_data: Path, man
                  build_kind_index("plate", *plate_catalog(manifest), run_ids=["run-plates"])):
         publish_version(s3_client, buckets.catalog, write_local(build, new_version_name(), data), expect_previous=None)
     upgrade(settings.effective_database_url)
+    _cases_over_the_catalog(settings.effective_database_url)
     app = create_app(settings)
     # The gate (case, legal basis, fence limits) has its own tests; here an investigator on case C-1 has passed it.
     app.dependency_overrides[govern_search] = lambda: INVESTIGATOR
@@ -113,6 +131,15 @@ def test_a_face_crop_uploaded_by_an_investigator(search_api: tuple[str, str], sh
     engine.dispose()
     assert shown and list(shown[0].result_ids) == [hit["detection_id"] for hit in result["hits"]]
     assert shown[0].actor == INVESTIGATOR.user_id and json.loads(shown[0].parameters)["legal_basis"] == "warrant 42"
+
+
+def test_a_search_sees_only_the_events_of_its_case(base_url: str, shared_data: Path) -> None:
+    crop = face_crop_jpeg(shared_data, "compreface_person_A_002.jpg")
+    body = {"fence": fence(), "image_base64": base64.b64encode(crop).decode(), "k": 4, "legal_basis": "warrant 42"}
+    linked = httpx.post(f"{base_url}/v1/search/faces", json=body | {"case_id": "C-1"}, timeout=60)
+    unlinked = httpx.post(f"{base_url}/v1/search/faces", json=body | {"case_id": "C-2"}, timeout=60)
+    assert linked.status_code == unlinked.status_code == 200
+    assert linked.json()["hits"] and unlinked.json()["hits"] == [] and unlinked.json()["candidates"] == 0
 
 
 def test_a_plate_with_one_misread_character(base_url: str) -> None:
