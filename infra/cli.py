@@ -1,6 +1,6 @@
 """The `witness` console: one entry point for operators, data engineers and investigators.
 
-    witness demo              # embedded stack, sample photos, receipts, extraction
+    witness demo              # the whole product locally: staff, case, uploads, extraction, audited searches
     witness extract [--runner DaskRunner --beam-arg=--dask_client_address=127.0.0.1:8786]
     witness up                # local S3 server + API in the foreground
     witness serve             # the API alone (production)
@@ -71,17 +71,25 @@ def write_qr_codes(settings: ApiSettings, event_id: str, folder: Path | None = N
 
 @app.command()
 def demo() -> None:
-    """Start the embedded stack, upload sample witness photos through the API and print their receipts."""
-    from infra.demo.run import run_demo
+    """The whole product locally: staff, case, witness uploads, extraction, indexes, audited searches."""
+    from infra.demo.accounts import DemoRefused
+    from infra.demo.run import print_next_steps, run_demo
 
     settings = _settings()
-    result = run_demo(settings, console)
-    console.print(f"[green]{len(result.receipts)} photos stored and verified[/] for event {result.event_id}.")
+    try:
+        result = run_demo(settings, console)
+    except DemoRefused as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
     link, codes = write_qr_codes(settings, result.event_id)
-    console.print(f"Witness upload link: {link}  (QR code: {', '.join(map(str, codes))}; serve it with `witness up`)")
-    console.print(
-        f"The local S3 server keeps running (data in {local_stack.s3_data_dir(settings)}); `witness s3 stop` ends it."
-    )
+    console.print(f"Witness upload link: {link}  (QR code: {', '.join(map(str, codes))})")
+    sent = sum(receipt.status == "stored" for receipt in result.receipts)
+    console.print(f"[green]Demo done in {result.seconds:.0f} s[/]: {len(result.receipts)} photos in the event "
+                  f"({sent} sent now), {result.extracted.photos} extracted, {len(result.searches)} audited searches, "
+                  f"audit chain {'intact' if result.audit.ok else 'BROKEN'}.")
+    print_next_steps(settings, console)
+    if not result.audit.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

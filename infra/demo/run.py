@@ -1,129 +1,98 @@
-"""`witness demo`: bring up the embedded stack, create an incident, upload sample witness photos, show receipts."""
+"""`witness demo`: the whole product on one laptop, governance on, in about a minute.
+
+    witness demo     # local mode only: it creates demo accounts with a published password
+
+1. Staff: demo accounts (supervisor, investigator); the supervisor opens a case and assigns the investigator,
+   who opens the witness appeal (event) for the case, all through the API.
+2. Witnesses: three of them send six geotagged photos; receipts only after each photo is stored and verified.
+3. Data engineer: the Beam extraction job (DirectRunner) and the FAISS indexes.
+4. Investigator: fenced face, vehicle and plate searches, each audited; then the audit chain is verified.
+Re-running on the same state folder reuses the accounts, case, event and photos.
+"""
 
 from __future__ import annotations
 
-import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from beam_jobs.extraction.photo import photo_id_for
 from infra import local_stack
-from infra.demo.samples import demo_photos, encode_jpeg
-from ingest_api.db import repository
-from ingest_api.db.session import build_engine, session_factory
+from infra.demo.accounts import INVESTIGATOR, SUPERVISOR, ensure_accounts, require_local
+from infra.demo.audit import AuditSummary, audit_head, check_audit
+from infra.demo.processing import Extracted, build_indexes, extract
+from infra.demo.samples import demo_photos
+from infra.demo.searches import SearchResult, print_results, run_searches
+from infra.demo.staff_client import Incident, ensure_case, ensure_event, sign_in, wait_for_indexes
+from infra.demo.uploads import Receipt, receipts_table, send_photos
 from ingest_api.settings import ApiSettings
 
 # Place de la République, Paris, on the evening of 13 November 2015.
 INCIDENT_LAT, INCIDENT_LON = 48.8674, 2.3636
 INCIDENT_START = datetime(2015, 11, 13, 20, 30, tzinfo=UTC)
+INCIDENT = Incident(name="Demo: Paris, 13 November 2015", lat=INCIDENT_LAT, lon=INCIDENT_LON, radius_m=1500,
+                    starts_at=INCIDENT_START, ends_at=INCIDENT_START + timedelta(hours=4))
+CASE_REFERENCE = "DEMO-2015-1113"
+CASE_TITLE = "Demo: incident near Place de la Republique, 13 November 2015"
+SEARCHED_KINDS = ("face", "vehicle", "plate")
 
 
 @dataclass(frozen=True)
 class DemoResult:
+    case_id: str
     event_id: str
-    receipts: list[dict[str, object]]
-
-
-class DemoUploadFailed(Exception):
-    """An upload was refused; the demo stops and says why."""
-
-
-@retry(
-    retry=retry_if_exception_type(httpx.TransportError),
-    stop=stop_after_attempt(5),
-    wait=wait_exponential(multiplier=0.5, max=8),
-    reraise=True,
-)
-def _upload(client: httpx.Client, url: str, data: bytes, token: str | None) -> dict[str, object]:
-    headers = {"Content-Type": "image/jpeg", **({"X-Submission-Token": token} if token else {})}
-    response = client.post(url, content=data, headers=headers)
-    if response.status_code != 201:
-        raise DemoUploadFailed(f"upload refused ({response.status_code}): {response.text}")
-    receipt: dict[str, object] = response.json()
-    return receipt
-
-
-def create_demo_event(settings: ApiSettings) -> str:
-    engine = build_engine(settings.effective_database_url)
-    try:
-        with session_factory(engine)() as session:
-            event = repository.create_event(
-                session=session,
-                name="Demo: Paris, 13 November 2015",
-                lat=INCIDENT_LAT,
-                lon=INCIDENT_LON,
-                radius_m=1500,
-                starts_at=INCIDENT_START,
-                ends_at=INCIDENT_START + timedelta(hours=4),
-            )
-            return event.id
-    finally:
-        engine.dispose()
+    accounts_created: list[str]
+    receipts: list[Receipt]
+    photo_names: dict[str, str]  # photo id -> sample file name
+    extracted: Extracted
+    indexes: dict[str, str]  # kind -> built / updated / unchanged
+    searches: dict[str, SearchResult]  # "face", "black car", "car by image", "plate"
+    audit: AuditSummary
+    seconds: float
 
 
 def run_demo(settings: ApiSettings, console: Console) -> DemoResult:
+    started = time.perf_counter()
+    require_local(settings)
     local_stack.prepare(settings)
-    event_id = create_demo_event(settings)
-    photos = demo_photos(INCIDENT_LAT, INCIDENT_LON, INCIDENT_START + timedelta(minutes=10))
-    receipts: list[dict[str, object]] = []
-    with (
-        local_stack.api_in_background(settings) as base_url,
-        httpx.Client(timeout=60) as client,
-        Progress(console=console, transient=True) as progress,
-    ):
-        task = progress.add_task("uploading witness photos", total=len(photos))
-        url = f"{base_url}/v1/events/{event_id}/photos"
-        tokens: dict[int, str] = {}
-        for index, photo in enumerate(photos):
-            witness = index % 3  # three witnesses, two photos each
-            receipt = _upload(client, url, encode_jpeg(photo, seed=index), tokens.get(witness))
-            if isinstance(receipt.get("submission_token"), str):
-                tokens[witness] = str(receipt["submission_token"])
-            receipts.append({"file": photo.name, **receipt})
-            progress.advance(task)
-    table = Table(title=f"Receipts for event {event_id}")
-    for column in ("file", "submission", "sha256", "bytes", "received (UTC)"):
-        table.add_column(column, overflow="fold")
-    for receipt in receipts:
-        table.add_row(
-            str(receipt["file"]),
-            str(receipt["submission_id"])[:8],
-            str(receipt["sha256"]),
-            str(receipt["size"]),
-            str(receipt["received_at"]),
-        )
-    console.print(table)
-    show_extraction(settings, event_id, console)
-    return DemoResult(event_id, receipts)
+    console.rule("1. Staff: a supervisor opens a case, the investigator opens the witness appeal")
+    created = ensure_accounts(settings)
+    with local_stack.api_in_background(settings) as base_url:
+        with sign_in(base_url, SUPERVISOR) as supervisor:
+            case_id = ensure_case(supervisor, reference=CASE_REFERENCE, title=CASE_TITLE,
+                                  investigator=INVESTIGATOR.username)
+        with sign_in(base_url, INVESTIGATOR) as investigator:
+            event_id = ensure_event(investigator, case_id=case_id, incident=INCIDENT)
+        console.print(f"case {CASE_REFERENCE} ({case_id}) assigned to {INVESTIGATOR.username}; event {event_id}"
+                      + (f"; accounts created now: {', '.join(created)}" if created else ""))
+        console.rule("2. Witnesses: three phones send six photos")
+        photos = demo_photos(INCIDENT_LAT, INCIDENT_LON, INCIDENT_START + timedelta(minutes=10))
+        receipts = send_photos(settings, base_url, event_id, photos, console)
+    console.print(receipts_table(event_id, receipts))
+    names = {photo_id_for(event_id=event_id, submission_id=r.submission_id, sha256=r.sha256): r.file
+             for r in receipts}
+    console.rule("3. Data engineer: extraction (Apache Beam) and indexes (FAISS)")
+    extracted = extract(settings, event_id, names, console)
+    indexes = build_indexes(settings, console)
+    console.rule(f"4. Investigator {INVESTIGATOR.username}: fenced searches for case {CASE_REFERENCE}")
+    since = audit_head(settings)
+    # A fresh API process loads the just-published index versions as it starts.
+    with local_stack.api_in_background(settings) as base_url, sign_in(base_url, INVESTIGATOR) as investigator:
+        wait_for_indexes(investigator, SEARCHED_KINDS)
+        results = run_searches(investigator, case_id=case_id, incident=INCIDENT, photos=photos, names=names)
+    print_results(results, console)
+    audit = check_audit(settings, case_id=case_id, since_seq=since, console=console)
+    searches = dict(zip(("face", "black car", "car by image", "plate"), results, strict=True))
+    return DemoResult(case_id, event_id, created, receipts, names, extracted, indexes, searches, audit,
+                      time.perf_counter() - started)
 
 
-def show_extraction(settings: ApiSettings, event_id: str, console: Console) -> None:
-    """Run the extraction job on what is pending and print where and when each demo photo was taken."""
-    from beam_jobs.pipeline.catalog import read_committed
-    from beam_jobs.pipeline.launcher import run_extract
-    from beam_jobs.pipeline.settings import ExtractSettings
-    from infra.storage.client import build_client
-
-    extract_settings = ExtractSettings(s3=settings.s3)
-    summary = run_extract(extract_settings, runner="DirectRunner", console=console)
-    client = build_client(settings.s3)
-    photos = read_committed(client, settings.s3.buckets.catalog).to_pylist()
-    detections = read_committed(client, settings.s3.buckets.catalog, "detections").to_pylist()
-    found: dict[str, list[str]] = {}
-    for det in detections:
-        attributes = json.loads(det["attributes"])
-        found.setdefault(det["photo_id"], []).append(str(attributes.get("plate_text") or attributes.get("class")))
-    table = Table(title=f"Extracted (run {summary.run_id or 'none new'}): where and when, and how we know")
-    for column in ("photo", "lat, lon", "position from", "taken (UTC)", "time from", "place", "detected"):
-        table.add_column(column, overflow="fold")
-    for row in sorted((r for r in photos if r["event_id"] == event_id), key=lambda r: str(r["taken_at_utc"])):
-        position = "-" if row["lat"] is None else f"{row['lat']:.5f}, {row['lon']:.5f}"
-        table.add_row(str(row["photo_id"])[:8], position, str(row["position_source"]), str(row["taken_at_utc"]),
-                      str(row["time_source"]), str(row["place_name"] or "-"),
-                      ", ".join(found.get(str(row["photo_id"]), [])) or "-")
-    console.print(table)
+def print_next_steps(settings: ApiSettings, console: Console) -> None:
+    """Where to look next: the console with the demo credentials, and how to keep the stack up."""
+    base = f"http://{settings.host}:{settings.port}"
+    console.print(f"Investigator console: {base}/console  (sign in as {INVESTIGATOR.username} or "
+                  f"{SUPERVISOR.username}, password {INVESTIGATOR.password!r}: demo accounts, local mode only)")
+    console.print("The API stopped with the demo; `witness up` serves it again on the same data "
+                  f"(S3 server still running, data in {local_stack.s3_data_dir(settings)}; `witness s3 stop` ends it).")

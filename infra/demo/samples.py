@@ -1,31 +1,38 @@
-"""Synthetic, geotagged witness photos for the demo (ours to ship: the real test photos' licences forbid it).
+"""Geotagged witness photos for the demo, made here (the real test photos' licences forbid shipping them).
 
-Each photo is a drawn street scene with a car of a given colour and a readable plate, carrying phone-like EXIF:
-GPS position, DateTimeOriginal with OffsetTimeOriginal, GPS UTC time stamp, make and model.
+Six street scenes (`scene.py`): the same black car GH-417-KT seen by three witnesses, three other cars, and the
+same bystander (a real, public-domain face: `SAMPLES.md`) in three photos. Each carries phone-like EXIF: GPS
+position and UTC time stamp, DateTimeOriginal with OffsetTimeOriginal, make and model.
 """
 
 from __future__ import annotations
 
 import io
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
+
+from infra.demo.scene import Bystander, Car, render
 
 GPS_IFD = 0x8825
 EXIF_IFD = 0x8769
+PHOTO_SIZE = (2048, 1536)  # a 3-megapixel phone photo: plates stay readable, extraction stays quick
+BLACK, RED, WHITE, BLUE = (15, 15, 18), (200, 30, 30), (235, 235, 238), (30, 60, 170)
+SUSPECT_PLATE = "GH-417-KT"
+Box = tuple[int, int, int, int]  # left, top, right, bottom
 
 
 @dataclass(frozen=True)
 class SamplePhoto:
     name: str
+    witness: int  # which of the demo's witnesses sends it (one submission each)
     lat: float
     lon: float
     taken_at: datetime  # aware, in the witness's local zone
-    car_colour: tuple[int, int, int]
-    plate: str
+    cars: tuple[Car, ...]
+    bystander: Bystander | None = None
 
 
 def _dms(value: float) -> tuple[Fraction, Fraction, Fraction]:
@@ -63,58 +70,64 @@ def exif_for(photo: SamplePhoto) -> Image.Exif:
     return exif
 
 
-def render_scene(photo: SamplePhoto, *, size: tuple[int, int] = (1280, 960), seed: int = 0) -> Image.Image:
-    rng = random.Random(seed)
-    width, height = size
-    image = Image.new("RGB", size, (135, 170, 205))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([0, height * 0.55, width, height], fill=(70, 70, 75))  # road
-    for x in range(0, width, 160):  # buildings behind
-        shade = rng.randrange(120, 200)
-        draw.rectangle(
-            [x, height * 0.15 + rng.randrange(60), x + 150, height * 0.55], fill=(shade, shade - 20, shade - 40)
-        )
-    left, top = width * 0.25, height * 0.45
-    draw.rounded_rectangle([left, top + 80, left + 640, top + 300], radius=40, fill=photo.car_colour)  # body
-    draw.rounded_rectangle([left + 120, top, left + 500, top + 110], radius=30, fill=photo.car_colour)  # cabin
-    draw.rectangle([left + 150, top + 20, left + 470, top + 90], fill=(170, 200, 220))  # windows
-    for wheel_x in (left + 120, left + 520):
-        draw.ellipse([wheel_x - 60, top + 240, wheel_x + 60, top + 360], fill=(20, 20, 20))
-    plate_box = [left + 220, top + 200, left + 420, top + 250]
-    draw.rectangle(plate_box, fill=(245, 245, 245), outline=(0, 0, 0), width=3)
-    font = ImageFont.load_default(size=36)
-    draw.text((plate_box[0] + 100, plate_box[1] + 25), photo.plate, fill=(0, 0, 0), font=font, anchor="mm")
-    return image
+def render_photo(photo: SamplePhoto, *, seed: int = 0) -> tuple[Image.Image, Box | None]:
+    """The scene and the bystander's box (None without one)."""
+    return render(photo.cars, photo.bystander, size=PHOTO_SIZE, seed=seed)
 
 
 def encode_jpeg(photo: SamplePhoto, *, seed: int = 0) -> bytes:
     buffer = io.BytesIO()
-    render_scene(photo, seed=seed).save(buffer, "JPEG", quality=90, exif=exif_for(photo))
+    render_photo(photo, seed=seed)[0].save(buffer, "JPEG", quality=90, exif=exif_for(photo))
     return buffer.getvalue()
 
 
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=92)  # no EXIF: a query crop carries no witness metadata
+    return buffer.getvalue()
+
+
+def face_query(photo: SamplePhoto, *, seed: int = 0) -> bytes:
+    """What an investigator would crop from a photo to ask "where else is this person?": the bystander's head."""
+    image, box = render_photo(photo, seed=seed)
+    if box is None:
+        raise ValueError(f"{photo.name} shows no bystander to crop a face from")
+    left, top, right, bottom = box
+    return _jpeg(image.crop((left, top, right, top + (bottom - top) * 3 // 5)))
+
+
+def car_query(photo: SamplePhoto, car: Car, *, seed: int = 0) -> bytes:
+    """A crop around one car of the photo, as an investigator would send to "vehicles like this one"."""
+    image, _ = render_photo(photo, seed=seed)
+    width, height = image.size
+    w, cx, base = car.width * width, car.x * width, car.ground * height
+    # About the box YOLOX draws round the car: body and tyres, a little of the shadow.
+    left, top, right, bottom = cx - 0.55 * w, base - 0.8 * w, cx + 0.55 * w, base + 0.04 * w
+    return _jpeg(image.crop((round(left), round(top), round(right), round(bottom))))
+
+
 def demo_photos(centre_lat: float, centre_lon: float, start: datetime) -> list[SamplePhoto]:
-    """Six photos around an incident: the same black car seen by three witnesses, two other cars."""
+    """Six photos around an incident, by three witnesses (two each), minutes apart and a few dozen metres apart."""
     paris = timezone(timedelta(hours=1))
     start = start.astimezone(paris)
-    cars = [
-        ((15, 15, 18), "GH-417-KT"),
-        ((15, 15, 18), "GH-417-KT"),
-        ((15, 15, 18), "GH-417-KT"),
-        ((200, 30, 30), "AB-123-CD"),
-        ((240, 240, 240), "EF-456-GH"),
-        ((30, 60, 170), "JK-789-LM"),
+    scenes: list[tuple[tuple[Car, ...], Bystander | None]] = [
+        ((Car(BLACK, SUSPECT_PLATE, 0.5, 0.84, 0.15),), Bystander(0.02, 0.5)),
+        ((Car(BLACK, SUSPECT_PLATE, 0.32, 0.80, 0.14), Car(RED, "AB-123-CD", 0.60, 0.72, 0.14)),
+         Bystander(0.74, 0.42, mirror=True, light=0.85)),
+        ((Car(BLACK, SUSPECT_PLATE, 0.62, 0.86, 0.16),), None),
+        ((Car(RED, "AB-123-CD", 0.5, 0.84, 0.13),), Bystander(0.05, 0.55, light=1.1)),
+        ((Car(WHITE, "EF-456-GH", 0.55, 0.85, 0.16), Car(BLUE, "JK-789-LM", 0.2, 0.74, 0.14)), None),
+        ((Car(BLUE, "JK-789-LM", 0.6, 0.86, 0.15),), None),
     ]
-    photos = []
-    for index, (colour, plate) in enumerate(cars):
-        photos.append(
-            SamplePhoto(
-                name=f"witness-{index + 1:02d}.jpg",
-                lat=centre_lat + 0.0004 * (index - 2),
-                lon=centre_lon + 0.0003 * ((index * 7) % 5 - 2),
-                taken_at=start + timedelta(minutes=4 * index),
-                car_colour=colour,
-                plate=plate,
-            )
+    return [
+        SamplePhoto(
+            name=f"witness-{index + 1:02d}.jpg",
+            witness=index % 3,
+            lat=centre_lat + 0.0004 * (index - 2),
+            lon=centre_lon + 0.0003 * ((index * 7) % 5 - 2),
+            taken_at=start + timedelta(minutes=4 * index),
+            cars=cars,
+            bystander=bystander,
         )
-    return photos
+        for index, (cars, bystander) in enumerate(scenes)
+    ]
