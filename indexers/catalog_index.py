@@ -47,6 +47,13 @@ DETAILS_SCHEMA = pa.schema([
     pa.field("crop_key", pa.string()),
     pa.field("thumbnail_key", pa.string()),
     pa.field("place_name", pa.string()),
+    # What a result shows about its photo: size (to draw the box over a thumbnail), identity, provenance.
+    pa.field("photo_width", pa.int32()),
+    pa.field("photo_height", pa.int32()),
+    pa.field("photo_sha256", pa.string()),
+    pa.field("phash", pa.string()),
+    pa.field("position_source", pa.string()),
+    pa.field("time_source", pa.string()),
     pa.field("model_version", pa.string()),
     pa.field("run_id", pa.string()),
 ])
@@ -128,7 +135,10 @@ def _embeddings(detections: pa.Table) -> NDArray[np.float32]:
 
 def _details(detections: pa.Table, photos: pa.Table) -> pa.Table:
     rows = pc.index_in(detections.column("photo_id"), value_set=photos.column("photo_id"))
-    photo = photos.select(["submission_id", "thumbnail_key", "place_name", "run_id"]).take(rows)
+    photo = photos.select([
+        "submission_id", "thumbnail_key", "place_name", "run_id", "width", "height", "sha256", "phash",
+        "position_source", "time_source",
+    ]).take(rows)
     return pa.table({
         "detection_id": detections.column("detection_id"),
         "photo_id": detections.column("photo_id"),
@@ -138,6 +148,12 @@ def _details(detections: pa.Table, photos: pa.Table) -> pa.Table:
         "crop_key": detections.column("crop_key"),
         "thumbnail_key": photo.column("thumbnail_key"),
         "place_name": photo.column("place_name"),
+        "photo_width": photo.column("width").cast(pa.int32()),
+        "photo_height": photo.column("height").cast(pa.int32()),
+        "photo_sha256": photo.column("sha256"),
+        "phash": photo.column("phash"),
+        "position_source": photo.column("position_source"),
+        "time_source": photo.column("time_source"),
         "model_version": detections.column("model_version"),
         "run_id": photo.column("run_id"),
     }, schema=DETAILS_SCHEMA)

@@ -140,6 +140,12 @@ class HitOut(BaseModel):
     attributes: dict[str, Any]
     crop_url: str | None = Field(description="presigned URL of the EXIF-free crop")
     thumbnail_url: str | None = Field(description="presigned URL of the EXIF-free photo thumbnail")
+    photo_width: int | None = Field(default=None, description="upright photo width, pixels (the box's frame)")
+    photo_height: int | None = Field(default=None, description="upright photo height, pixels")
+    photo_sha256: str | None = Field(default=None, description="SHA-256 of the original (exact duplicates)")
+    phash: str | None = Field(default=None, description="perceptual hash of the photo (near-duplicates)")
+    position_source: str | None = Field(default=None, description="exif / device / pin / none")
+    time_source: str | None = Field(default=None, description="exif_offset / gps / tz_from_position / unknown")
 
 
 class SearchOut(BaseModel):

@@ -90,6 +90,15 @@ class Hit:
     attributes: dict[str, Any]
     crop_url: str | None
     thumbnail_url: str | None
+    photo_width: int | None = None
+    photo_height: int | None = None
+    photo_sha256: str | None = None
+    phash: str | None = None
+    position_source: str | None = None
+    time_source: str | None = None
+
+
+_PHOTO_DETAILS = ("photo_width", "photo_height", "photo_sha256", "phash", "position_source", "time_source")
 
 
 @dataclass(frozen=True)
@@ -193,7 +202,8 @@ class SearchService:
         out = []
         for rank, (row, score) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True)):
             box = meta.box[row]
-            detail = {name: details.column(name)[row].as_py() for name in ("crop_key", "thumbnail_key", "place_name")}
+            detail = {name: details.column(name)[row].as_py()
+                      for name in ("crop_key", "thumbnail_key", "place_name", *_PHOTO_DETAILS)}
             out.append(Hit(
                 query_index=query_index, rank=rank, score=float(score), kind=str(meta.kind[row]),
                 detection_id=str(meta.detection_id[row]), photo_id=str(meta.photo_id[row]),
@@ -205,7 +215,8 @@ class SearchService:
                 taken_at_utc=datetime.fromtimestamp(int(meta.taken_at[row]), UTC) if meta.time_known[row] else None,
                 time_trusted=bool(meta.time_trusted[row]), place_name=detail["place_name"],
                 attributes=json.loads(meta.attributes[row]) if meta.attributes[row] else {},
-                crop_url=self._url(detail["crop_key"]), thumbnail_url=self._url(detail["thumbnail_key"])))
+                crop_url=self._url(detail["crop_key"]), thumbnail_url=self._url(detail["thumbnail_key"]),
+                **{name: detail[name] for name in _PHOTO_DETAILS}))
         return out
 
     def similar(self, kind: str, vectors: NDArray[np.float32], *, fence: Fence, k: int, context: SearchContext,

@@ -122,6 +122,8 @@ def test_a_face_crop_uploaded_by_an_investigator(search_api: tuple[str, str], sh
     assert set(names_of([hit["photo_id"] for hit in result["hits"]])) == identity_stems("person_a")
     top = result["hits"][0]
     assert top["taken_at_utc"] and top["lat"] is not None and len(top["box"]) == 4
+    assert top["photo_width"] > 0 and top["photo_height"] > 0 and len(top["photo_sha256"]) == 64
+    assert top["position_source"] in {"exif", "device", "pin"} and top["time_source"] != "unknown"
     assert httpx.get(top["crop_url"], timeout=10).status_code == 200
     like = httpx.post(f"{base_url}/v1/search/similar", json={"fence": fence(), "detection_id": top["detection_id"],
                                                                "k": 1}, timeout=30)
