@@ -67,6 +67,9 @@ def sniff_image(stream: IO[bytes], *, max_pixels: int) -> SniffedImage:
         with warnings.catch_warnings():
             # We enforce our own pixel limit below; Pillow's warning would only duplicate it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about damaged EXIF or MPO segments; they do not make the photo unreadable (extraction
+            # records them), and only the header's dimensions matter here.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             with Image.open(stream) as image:
                 width, height = image.size
     except Image.DecompressionBombError as error:
