@@ -28,7 +28,9 @@ from ingest_api.governance.auth import register_error_handlers
 from ingest_api.governance.seals import SealTarget, seal_pending, seal_periodically
 from ingest_api.governance.service import build_governance
 from ingest_api.routes import audit, auth, cases, console, events, exports, photos, staff, submissions, uploads, web
+from ingest_api.routes import contacts as contact_routes
 from ingest_api.routes import search as search_routes
+from ingest_api.services.contacts import ContactCipher, ContactService
 from ingest_api.services.ingest import IngestService, StorageUnavailable
 from ingest_api.services.limits import AbuseGuard
 from ingest_api.services.metrics import UploadMetrics
@@ -98,6 +100,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.s3_client = client
         app.state.governance = build_governance(settings, sessions=sessions, engine=engine)
         app.state.governance.audit.require_table()
+        app.state.contacts = ContactService(
+            sessions=sessions,
+            audit=app.state.governance.audit,
+            cipher=ContactCipher(key=settings.contact_key_bytes, key_id=settings.contact_key_id),
+        )
         seal_stop = threading.Event()
         sealer = threading.Thread(
             target=seal_periodically,
@@ -126,11 +133,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(photos.router)
     app.include_router(uploads.router)
     app.include_router(submissions.router)
+    app.include_router(contact_routes.witness_router)
     search_routes.register(app)
     app.include_router(events.router)
     app.include_router(web.router)
     app.include_router(console.router)
-    for staff_router in (auth.router, staff.router, cases.router, audit.router, exports.router):
+    staff_routers = (auth.router, staff.router, cases.router, contact_routes.staff_router, audit.router, exports.router)
+    for staff_router in staff_routers:
         app.include_router(staff_router)
     register_error_handlers(app)
 

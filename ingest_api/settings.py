@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.storage.config import S3Settings
@@ -19,6 +20,19 @@ DEFAULT_STATE_DIR = Path(".witness")
 # `npm ci` at the project root installs the upload page's browser libraries here (see package.json).
 DEFAULT_NODE_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
 LOCAL_RECEIPT_KEY = "witness-local-receipt-key-change-me"
+# 32 bytes, base64url: "witness-local-contact-key-change" (a real key: base64url of 32 random bytes).
+LOCAL_CONTACT_KEY = "d2l0bmVzcy1sb2NhbC1jb250YWN0LWtleS1jaGFuZ2U="
+
+
+def _decode_contact_key(text: str) -> bytes:
+    """32 bytes given as base64url, e.g. `base64.urlsafe_b64encode(secrets.token_bytes(32))`."""
+    try:
+        key = base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+    except (ValueError, UnicodeEncodeError) as error:
+        raise ValueError(f"WITNESS_CONTACT_KEY is not base64url: {error}") from error
+    if len(key) != 32:
+        raise ValueError(f"WITNESS_CONTACT_KEY must decode to 32 bytes (AES-256), got {len(key)}")
+    return key
 
 
 class AbuseLimits(BaseModel):
@@ -47,6 +61,10 @@ class ApiSettings(BaseSettings):
     public_url: str = Field(default="", description="base URL witnesses reach the API at (links, QR codes)")
     receipt_key: SecretStr = Field(default=SecretStr(LOCAL_RECEIPT_KEY), description="HMAC key signing receipts")
     receipt_key_id: str = "local"
+    contact_key: SecretStr = Field(
+        default=SecretStr(LOCAL_CONTACT_KEY), description="AES-256-GCM key for witness contact details, base64url"
+    )
+    contact_key_id: str = Field(default="local", max_length=32, description="stored beside each ciphertext")
     resumable_expiry_s: int = Field(default=24 * 3600, ge=1, description="unfinished uploads are removed after this")
     resumable_sweep_interval_s: float = Field(default=300.0, gt=0)
     limits: AbuseLimits = AbuseLimits()
@@ -65,7 +83,19 @@ class ApiSettings(BaseSettings):
             raise ValueError("WITNESS_DATABASE_URL must be set outside local mode (e.g. a PostgreSQL URL)")
         if self.mode != "local" and self.receipt_key.get_secret_value() == LOCAL_RECEIPT_KEY:
             raise ValueError("WITNESS_RECEIPT_KEY is still the local default; set a real signing key for production")
+        if self.mode != "local" and self.contact_key.get_secret_value() == LOCAL_CONTACT_KEY:
+            raise ValueError("WITNESS_CONTACT_KEY is still the local default; set a real encryption key for production")
         return self
+
+    @field_validator("contact_key")
+    @classmethod
+    def _contact_key_is_32_bytes(cls, value: SecretStr) -> SecretStr:
+        _decode_contact_key(value.get_secret_value())  # refuse a malformed key at start-up, not at the first witness
+        return value
+
+    @property
+    def contact_key_bytes(self) -> bytes:
+        return _decode_contact_key(self.contact_key.get_secret_value())
 
     @property
     def effective_database_url(self) -> str:

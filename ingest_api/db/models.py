@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -77,4 +77,19 @@ class Position(Base):
     lon: Mapped[float] = mapped_column(Float)
     accuracy_m: Mapped[float | None] = mapped_column(Float, nullable=True)
     captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WitnessContact(Base):
+    """How to reach a witness, given with consent: one AES-GCM ciphertext per submission, never in plain text.
+
+    The plaintext (JSON of name, phone, email, note) is bound to its submission as associated data, so a
+    ciphertext copied onto another row does not decrypt. Deleted when the witness withdraws or the event expires.
+    """
+
+    __tablename__ = "witness_contacts"
+
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # 12-byte nonce + AES-GCM ciphertext and tag
     consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

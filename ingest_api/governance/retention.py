@@ -21,12 +21,12 @@ from datetime import UTC, datetime, timedelta
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from beam_jobs.pipeline.catalog import read_committed
 from infra.storage.config import BucketNames
-from ingest_api.db.models import Event, Position, Submission, Upload
+from ingest_api.db.models import Event, Position, Submission, Upload, WitnessContact
 from ingest_api.governance.audit import AuditRecord
 from ingest_api.governance.audit_store import AuditLog
 from ingest_api.governance.cases import active_hold
@@ -111,6 +111,8 @@ class RetentionJob:
         submissions = select(Submission.id).where(Submission.event_id == event.id)
         for position in session.scalars(select(Position).where(Position.submission_id.in_(submissions))):
             session.delete(position)
+        # and their contact details: nothing of a witness outlives the event's retention
+        session.execute(delete(WitnessContact).where(WitnessContact.submission_id.in_(submissions)))
         for upload in rows:
             upload.withdrawn_at = upload.withdrawn_at or now
         event.accepts_uploads = False

@@ -3,6 +3,7 @@ consented position a witness adds to their submission. Creating events is invest
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from ingest_api.services.positions import PositionSource
 from ingest_api.services.sniff import RejectedUpload
 
 router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(limit_ip)])
+METRES_PER_DEGREE = 111_320.0
 
 
 class PositionIn(BaseModel):
@@ -26,6 +28,17 @@ class PositionIn(BaseModel):
     accuracy_m: float | None = Field(default=None, ge=0)
     captured_at: datetime | None = None
     consent: bool = Field(description="the witness ticked the consent box for sharing this position")
+
+
+def plan_area(lat: float, lon: float, radius_m: float) -> dict[str, float]:
+    """The area the upload page draws for dropping a pin: the appeal's radius around a centre snapped to a grid of
+    half that radius, so the exact incident point investigators recorded is not published (pins stay exact)."""
+    step_m = max(radius_m / 2, 50.0)
+    step_lat = step_m / METRES_PER_DEGREE
+    step_lon = step_m / (METRES_PER_DEGREE * max(math.cos(math.radians(lat)), 0.01))
+    snapped_lat = min(max(round(lat / step_lat) * step_lat, -90.0), 90.0)
+    snapped_lon = min(max(round(lon / step_lon) * step_lon, -180.0), 180.0)
+    return {"lat": round(snapped_lat, 6), "lon": round(snapped_lon, 6), "radius_m": radius_m}
 
 
 def _utc(moment: datetime) -> str:
@@ -42,6 +55,7 @@ async def public_event(event_id: str, ingest: IngestServiceDep, settings: Settin
         "id": event.id,
         "name": event.name,
         "accepts_uploads": event.accepts_uploads,
+        "plan": plan_area(event.lat, event.lon, event.radius_m),
         "starts_at": _utc(event.starts_at),
         "ends_at": _utc(event.ends_at),
         "upload_link": upload_link(settings.effective_public_url, event.id),

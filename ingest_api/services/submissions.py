@@ -14,12 +14,13 @@ from typing import Any
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 from urllib3.exceptions import HTTPError
 
 from infra.storage.config import BucketNames
 from ingest_api.db import repository
-from ingest_api.db.models import Submission
+from ingest_api.db.models import Submission, WitnessContact
 from ingest_api.services import receipts
 from ingest_api.services.ingest import StorageUnavailable
 from ingest_api.services.sniff import RejectedUpload
@@ -126,6 +127,7 @@ class SubmissionService:
                     upload.withdrawn_at = upload.withdrawn_at or now
                 for position in repository.positions_of_submission(session=session, submission_id=submission.id):
                     session.delete(position)  # a withdrawn witness's whereabouts are not kept either
+                session.execute(delete(WitnessContact).where(WitnessContact.submission_id == submission.id))
                 session.commit()
                 self._delete(versions)
             except (S3Error, HTTPError, OSError) as error:

@@ -15,6 +15,7 @@ COMPOSE = Path(__file__).resolve().parents[2] / "infra" / "compose" / "compose.y
 SECRETS = {
     "WITNESS_S3_SECRET": "a-real-secret",
     "WITNESS_RECEIPT_KEY": "a-real-receipt-key",
+    "WITNESS_CONTACT_KEY": "cmVhbC1jb250YWN0LWtleS0zMi1ieXRlcy1sb25nLi4=",
     "POSTGRES_PASSWORD": "pg-secret",
     "PATH": "/usr/bin:/bin",
 }

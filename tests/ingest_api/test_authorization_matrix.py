@@ -40,6 +40,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/uploads/{upload_id}"): PUBLIC, ("POST", "/v1/events/{event_id}/submissions"): PUBLIC,
     ("GET", "/v1/receipts/{token}"): PUBLIC, ("DELETE", "/v1/receipts/{token}"): PUBLIC,
     ("POST", "/v1/receipts/{token}/positions"): PUBLIC, ("GET", "/v1/events/{event_id}"): PUBLIC,
+    ("PUT", "/v1/receipts/{token}/contact"): PUBLIC, ("DELETE", "/v1/receipts/{token}/contact"): PUBLIC,
     ("GET", "/v1/events/{event_id}/qr.{kind}"): PUBLIC, ("GET", "/e/{event_id}"): PUBLIC,
     ("GET", "/assets/{name}"): PUBLIC, ("GET", "/assets/vendor/{name}"): PUBLIC,
     ("POST", "/v1/auth/token"): PUBLIC,  # the login itself
@@ -55,6 +56,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/v1/cases/{case_id}/investigators/{username}"): A.ASSIGN_CASE,
     ("DELETE", "/v1/cases/{case_id}/investigators/{username}"): A.ASSIGN_CASE,
     ("PUT", "/v1/cases/{case_id}/events/{event_id}"): A.ASSIGN_CASE,
+    ("GET", "/v1/cases/{case_id}/events/{event_id}/contacts"): A.VIEW_WITNESS_CONTACT,
     ("GET", "/v1/events"): A.VIEW_CASE, ("POST", "/v1/events"): A.CREATE_EVENT,
     ("PUT", "/v1/events/{event_id}/legal-hold"): A.PLACE_LEGAL_HOLD,
     ("DELETE", "/v1/events/{event_id}/legal-hold"): A.PLACE_LEGAL_HOLD,
