@@ -74,6 +74,10 @@ class ApiSettings(BaseSettings):
     staff_issued_token_ttl_days: int = Field(default=30, ge=1, description="life of an admin/CLI-issued token")
     fence_max_radius_m: float = Field(default=2_000.0, gt=0, description="larger search fences need approval")
     fence_max_window_s: float = Field(default=24 * 3600.0, gt=0, description="longer search windows need approval")
+    console_tile_url: str = Field(
+        default="", description="map tiles for connected deployments, `https://.../{z}/{x}/{y}.png`; empty: none"
+    )
+    console_tile_attribution: str = ""
 
     @model_validator(mode="after")
     def _refuse_default_secrets_outside_local(self) -> ApiSettings:

@@ -6,8 +6,7 @@ The page and its assets are public (they carry no data); `/console/config` needs
 because a connected deployment's tile URL may embed a provider key.
 
 The map works without any tile server (points on an equirectangular plane). A connected deployment can
-name a tile server: until `ApiSettings` grows `console_tile_url` (proposed: `WITNESS_CONSOLE_TILE_URL`,
-e.g. `https://tiles.example/{z}/{x}/{y}.png`), the default below applies; tests override `get_console_config`.
+name one with `WITNESS_CONSOLE_TILE_URL` (e.g. `https://tiles.example/{z}/{x}/{y}.png`).
 """
 
 from __future__ import annotations
@@ -55,10 +54,9 @@ class ConsoleConfig(BaseModel):
 
 
 def console_config(settings: ApiSettings) -> ConsoleConfig:
-    # `console_tile_url` is the proposed setting; read defensively so this works before and after it lands.
     return ConsoleConfig(
-        tile_url=str(getattr(settings, "console_tile_url", "") or ""),
-        tile_attribution=str(getattr(settings, "console_tile_attribution", "") or ""),
+        tile_url=settings.console_tile_url,
+        tile_attribution=settings.console_tile_attribution,
         fence_max_radius_m=settings.fence_max_radius_m,
         fence_max_window_s=settings.fence_max_window_s,
     )

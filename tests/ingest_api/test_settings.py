@@ -45,3 +45,11 @@ def test_production_refuses_the_default_receipt_key() -> None:
 def test_abuse_limits_are_nested_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WITNESS_LIMITS__PER_IP", "5/second")
     assert ApiSettings().limits.per_ip == "5/second"
+
+
+def test_the_console_map_uses_tiles_only_when_configured() -> None:
+    from ingest_api.routes.console import console_config
+
+    assert console_config(ApiSettings.from_mapping({})).tile_url == ""
+    url = "https://tiles.example/{z}/{x}/{y}.png"
+    assert console_config(ApiSettings.from_mapping({"console_tile_url": url})).tile_url == url
