@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from datetime import timedelta
 from importlib.metadata import version
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from minio import Minio
 from minio.error import S3Error
@@ -161,6 +163,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
             status_code=503,
             headers={"Retry-After": "5", **TUS_HEADER},
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> Response:
+        # FastAPI's own handler echoes the input back and cannot encode a lone surrogate ("\ud800"), answering 500
+        # to hostile JSON. Same `detail` shape, without the echo, and ASCII-escaped so any string encodes.
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+        message = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in detail)
+        body = json.dumps({"code": "invalid_request", "message": message, "detail": detail}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
