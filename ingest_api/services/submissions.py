@@ -21,6 +21,7 @@ from urllib3.exceptions import HTTPError
 from infra.storage.config import BucketNames
 from ingest_api.db import repository
 from ingest_api.db.models import Submission, WitnessContact
+from ingest_api.governance.cases import active_hold
 from ingest_api.services import receipts
 from ingest_api.services.ingest import StorageUnavailable
 from ingest_api.services.sniff import RejectedUpload
@@ -118,6 +119,13 @@ class SubmissionService:
                 if repository.other_live_references(session=session, sha256=upload.sha256, submission_id=submission.id)
                 == 0
             ]
+            if active_hold(session, submission.event_id) is not None:
+                raise RejectedUpload(
+                    "legal_hold",
+                    "the incident this submission belongs to is under a legal hold placed by investigators; it "
+                    "cannot be withdrawn now and nothing was deleted",
+                    409,
+                )
             try:
                 versions = self._versions(sorted(set(keys)))
                 self._refuse_under_legal_hold(versions)

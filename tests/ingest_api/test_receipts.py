@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from datetime import UTC, datetime
 
 import httpx
 import numpy as np
@@ -14,6 +15,8 @@ from PIL import Image
 from tusclient.exceptions import TusCommunicationError
 
 from infra.storage.evidence import original_key
+from ingest_api.db.session import build_engine, session_factory
+from ingest_api.governance.tables import LegalHold
 from ingest_api.services import receipts
 from tests.ingest_api.conftest import RunningApi, open_submission
 from tests.ingest_api.tus_helpers import uploader
@@ -103,3 +106,27 @@ def test_withdrawal_is_refused_while_a_legal_hold_exists(api: RunningApi, s3_cli
     assert httpx.delete(f"{api.base_url}{witness['receipt_url']}", timeout=60).status_code == 200
     with pytest.raises(S3Error):
         s3_client.stat_object(bucket, key)
+
+
+def test_withdrawal_is_refused_while_the_incident_is_on_legal_hold(api: RunningApi, s3_client: Minio) -> None:
+    witness = open_submission(api)
+    receipt = _upload(api, _unique_jpeg(302), witness["submission_token"])
+    key = original_key(str(receipt["sha256"]))
+    engine = build_engine(api.settings.effective_database_url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        hold = LegalHold(event_id=api.event_id, reason="test: court order", placed_by="supervisor-1",
+                         placed_at=datetime.now(UTC))
+        session.add(hold)
+        session.commit()
+        hold_id = hold.id
+    try:
+        response = httpx.delete(f"{api.base_url}{witness['receipt_url']}", timeout=60)
+        assert response.status_code == 409 and response.json()["code"] == "legal_hold"
+        assert len(_versions(s3_client, api, key)) == 1
+    finally:
+        with sessions() as session:
+            session.get_one(LegalHold, hold_id).cleared_at = datetime.now(UTC)
+            session.commit()
+        engine.dispose()
+    assert httpx.delete(f"{api.base_url}{witness['receipt_url']}", timeout=60).status_code == 200
