@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from indexers.catalog_index import INDEX_KINDS
 from indexers.fence import Circle, Fence, FenceError, Polygon, TimeWindow
@@ -29,6 +29,7 @@ from infra.storage.client import build_client
 from ingest_api.db.migrate import upgrade
 from ingest_api.db.models import Submission
 from ingest_api.db.session import build_engine, session_factory
+from ingest_api.governance.tables import EventErasure
 from ingest_api.services.search import SearchContext, SearchOutcome, SearchService
 from ingest_api.settings import ApiSettings
 
@@ -38,12 +39,13 @@ console = Console() if sys.stdout.isatty() else Console(width=400)
 
 
 def withdrawn_submission_ids(settings: ApiSettings) -> set[str]:
-    """Submissions their witnesses withdrew: their photos must leave the indexes."""
+    """Submissions whose photos must leave the indexes: withdrawn by their witness, or of an erased event."""
     upgrade(settings.effective_database_url)
     engine = build_engine(settings.effective_database_url)
     try:
         with session_factory(engine)() as session:
-            return set(session.scalars(select(Submission.id).where(Submission.withdrawn_at.is_not(None))))
+            gone = or_(Submission.withdrawn_at.is_not(None), Submission.event_id.in_(select(EventErasure.event_id)))
+            return set(session.scalars(select(Submission.id).where(gone)))
     finally:
         engine.dispose()
 

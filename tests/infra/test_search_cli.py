@@ -46,3 +46,31 @@ def test_index_then_search_plates(s3_settings: S3Settings, s3_client: Minio, man
     unfenced = runner.invoke(app, ["search", "plates", "BA3O2OZ", "--start", T0.isoformat(), "--end",
                                    T0.replace(hour=16).isoformat(), "--exclude-unplaced", "--exclude-untimed"], env=env)
     assert unfenced.exit_code != 0
+
+
+def test_withdrawn_and_erased_submissions_leave_the_index(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from infra.search_cli import withdrawn_submission_ids
+    from ingest_api.db import repository
+    from ingest_api.db.session import build_engine, session_factory
+    from ingest_api.governance.tables import EventErasure
+    from ingest_api.settings import ApiSettings
+
+    settings = ApiSettings.from_mapping({"state_dir": tmp_path})
+    withdrawn_submission_ids(settings)  # migrates the empty database
+    engine = build_engine(settings.effective_database_url)
+    now = datetime.now(UTC)
+    with session_factory(engine)() as session:
+        kept, erased = (repository.create_event(session=session, name=name, lat=1, lon=2, radius_m=10, starts_at=now,
+                                                ends_at=now + timedelta(hours=1)) for name in ("kept", "erased"))
+        live = repository.create_submission(session=session, event_id=kept.id).submission
+        withdrawn = repository.create_submission(session=session, event_id=kept.id).submission
+        of_erased = repository.create_submission(session=session, event_id=erased.id).submission
+        session.get_one(type(withdrawn), withdrawn.id).withdrawn_at = now
+        session.add(EventErasure(event_id=erased.id, erased_at=now, summary="{}"))
+        session.commit()
+        expected = {withdrawn.id, of_erased.id}
+        assert live.id not in expected
+    engine.dispose()
+    assert withdrawn_submission_ids(settings) == expected
