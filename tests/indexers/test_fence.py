@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -134,3 +135,19 @@ def test_event_scope_keeps_only_the_cases_events(records: RecordFactory, t0: dat
     assert keep(None) == [True, True]
     assert keep(frozenset({"ev2"})) == [False, True]
     assert keep(frozenset()) == [False, False]
+
+
+def test_time_window_in_local_time_across_a_daylight_saving_switch(records: RecordFactory) -> None:
+    # Paris springs forward at 02:00 local on 2025-03-30 (01:00 UTC): the local hour 02:00-03:00 never exists.
+    paris = ZoneInfo("Europe/Paris")
+    start = datetime(2025, 3, 30, 1, 30, tzinfo=paris)  # 00:30 UTC (CET, +01:00)
+    end = datetime(2025, 3, 30, 3, 30, tzinfo=paris)  # 01:30 UTC (CEST, +02:00): the window lasts one hour
+    utc = ZoneInfo("UTC")
+    taken = [datetime(2025, 3, 30, 0, 29, 59, tzinfo=utc), datetime(2025, 3, 30, 0, 30, tzinfo=utc),
+             datetime(2025, 3, 30, 1, 29, 59, tzinfo=utc), datetime(2025, 3, 30, 1, 30, tzinfo=utc),
+             # the same instant written with an offset: a photo's EXIF offset, not UTC
+             datetime(2025, 3, 30, 3, 0, tzinfo=timezone(timedelta(hours=2)))]
+    det, photos = records([48.85] * 5, [2.35] * 5, taken=taken)
+    meta = MetadataTable.from_records(det, photos)
+    fence = Fence(area=None, window=TimeWindow(start, end), include_unplaced=False, include_untimed=False)
+    assert fence.mask(meta).tolist() == [False, True, True, False, True]
