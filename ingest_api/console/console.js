@@ -42,12 +42,41 @@ function selectTab(id) {
   }
 }
 
+const SLIDER_MARGIN_MIN = 6 * 60;
+
+/** Range sliders over the event's window +- 6 h, in minutes from the slider origin; they write the UTC inputs. */
+function setUpWindowSliders(event) {
+  const origin = Date.parse(`${toUtcInput(event.starts_at)}Z`) - SLIDER_MARGIN_MIN * 60000;
+  const span = (Date.parse(`${toUtcInput(event.ends_at)}Z`) - origin) / 60000 + SLIDER_MARGIN_MIN;
+  state.sliderOrigin = origin;
+  for (const id of ["window-from", "window-to"]) $(id).max = String(Math.round(span));
+  $("window-from").value = String(SLIDER_MARGIN_MIN);
+  $("window-to").value = String(Math.round(span - SLIDER_MARGIN_MIN));
+}
+
+function slideWindow(moved) {
+  let from = Number($("window-from").value), to = Number($("window-to").value);
+  if (from >= to) {  // keep the window non-empty: push the other end along
+    if (moved === "window-from") to = Math.min(from + 5, Number($("window-to").max)); else from = Math.max(to - 5, 0);
+    $("window-from").value = String(from);
+    $("window-to").value = String(to);
+  }
+  const at = (minutes) => new Date(state.sliderOrigin + minutes * 60000).toISOString().slice(0, 19);
+  $("fence-start").value = at(from);
+  $("fence-end").value = at(to);
+}
+
+for (const id of ["window-from", "window-to"]) {
+  document.getElementById(id).addEventListener("input", () => slideWindow(id));
+}
+
 function useEvent(event, caseId) {
   $("fence-lat").value = event.lat;
   $("fence-lon").value = event.lon;
   $("fence-radius").value = event.radius_m;
   $("fence-start").value = toUtcInput(event.starts_at);
   $("fence-end").value = toUtcInput(event.ends_at);
+  setUpWindowSliders(event);
   if (caseId) $("case-id").value = caseId;
   showCaseName();
   drawMap();

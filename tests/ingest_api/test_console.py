@@ -189,6 +189,18 @@ def test_investigator_creates_an_event_and_searches_on_desktop(browser: Browser,
 
     _search_tab_for_the_incident(page, WARRANT)
     assert page.input_value("#fence-start") == "2025-03-22T14:00"  # UTC, though the browser is in New York
+    # The time-window sliders span the event's window +- 6 h in minutes, and write the UTC inputs.
+    def window() -> tuple[str, str]:
+        return page.input_value("#fence-start"), page.input_value("#fence-end")
+
+    page.fill("#window-from", str(6 * 60 + 30))
+    page.fill("#window-to", str(6 * 60 + 60))
+    assert window() == ("2025-03-22T14:30", "2025-03-22T15:00")
+    page.fill("#window-to", str(6 * 60))  # dragged below the start: the start is pushed back, never an empty window
+    assert window() == ("2025-03-22T13:55", "2025-03-22T14:00")
+    page.fill("#window-from", str(6 * 60))
+    page.fill("#window-to", str(6 * 60 + 120))
+    assert window() == ("2025-03-22T14:00", "2025-03-22T16:00")
     _search(page, "plate", previous=0, fill={"#plate": "BA3O2OZ"})
     assert "BA302OZ" in page.locator("#results .card").first.inner_text()
     audited = page.inner_text("#audit-line")
