@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from ingest_api.governance.approvals import FenceApprovals
 from ingest_api.governance.audit_store import AuditLog
 from ingest_api.governance.cases import CaseService
 from ingest_api.governance.policy import Action, ApprovalRequired, InvalidSearch, PermissionDenied, Principal, require
@@ -34,6 +35,7 @@ class Governance:
     audit: AuditLog
     staff: StaffService
     cases: CaseService
+    approvals: FenceApprovals
 
 
 def get_governance(request: Request) -> Governance:

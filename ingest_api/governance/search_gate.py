@@ -1,8 +1,8 @@
 """The governance gate in front of `/v1/search/*` (a router dependency, so the search routes stay as they are).
 
 Before any search runs it: authenticates, checks the role (SEARCH), requires `case_id` and a `legal_basis`, checks
-the principal may work on that case, refuses circle fences beyond the configured limits (`ApprovalRequired`:
-supervisor approval is not wired yet, so such searches are refused outright), and appends a `search` audit entry
+the principal may work on that case, refuses circle fences beyond the configured limits unless the search names a
+valid supervisor's approval covering them (`approval_id`, see `approvals.py`), and appends a `search` audit entry
 with the exact request parameters (an image query is recorded by its SHA-256, not its pixels).
 The result ids each search showed are appended by the search routes (`search_results` entries).
 """
@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from ingest_api.governance.approvals import FenceApprovals
 from ingest_api.governance.audit import AuditRecord
 from ingest_api.governance.auth import GovernanceDep, requires
 from ingest_api.governance.policy import (
@@ -28,6 +29,7 @@ from ingest_api.governance.policy import (
     FenceLimits,
     InvalidSearch,
     Principal,
+    authorize_search,
     fence_excess,
     require_case,
 )
@@ -45,19 +47,25 @@ def _parameters(body: dict[str, Any]) -> dict[str, Any]:
     return recorded
 
 
-def _check_fence(body: dict[str, Any], limits: FenceLimits) -> None:
+def _check_fence(body: dict[str, Any], limits: FenceLimits, staff: Principal, approvals: FenceApprovals) -> None:
     fence = body.get("fence") if isinstance(body.get("fence"), dict) else None
     circle = fence.get("circle") if fence else None
     if not (fence and isinstance(circle, dict)):
         return  # polygons and malformed fences: the route validates; polygons' size limit is still to do
     try:
-        reasons = fence_excess(Fence(float(circle["lat"]), float(circle["lon"]), float(circle["radius_m"]),
-                                     datetime.fromisoformat(fence["start"]), datetime.fromisoformat(fence["end"])),
-                               limits)
+        checked = Fence(float(circle["lat"]), float(circle["lon"]), float(circle["radius_m"]),
+                        datetime.fromisoformat(fence["start"]), datetime.fromisoformat(fence["end"]))
+        reasons = fence_excess(checked, limits)
     except (KeyError, TypeError, ValueError):
         return  # the route answers 422 with the precise validation error
-    if reasons:
-        raise ApprovalRequired(reasons)
+    if not reasons:
+        return
+    approval_id = body.get("approval_id")
+    approval = approvals.valid(approval_id) if isinstance(approval_id, str) and approval_id else None
+    if approval is None:
+        raise ApprovalRequired(reasons if approval_id is None else [*reasons, "the approval is unknown or expired"])
+    authorize_search(staff, case_id=str(body.get("case_id")), legal_basis=str(body.get("legal_basis")),
+                     fence=checked, limits=limits, approval=approval)
 
 
 async def govern_search(request: Request, staff: Searcher, governance: GovernanceDep) -> Principal:
@@ -76,7 +84,8 @@ async def govern_search(request: Request, staff: Searcher, governance: Governanc
         raise InvalidSearch("a search needs a legal_basis (free text, e.g. the order or article it relies on)")
     require_case(staff, Action.SEARCH, case_id)
     settings = request.app.state.settings
-    _check_fence(body, FenceLimits(settings.fence_max_radius_m, settings.fence_max_window_s))
+    limits = FenceLimits(settings.fence_max_radius_m, settings.fence_max_window_s)
+    await run_in_threadpool(_check_fence, body, limits, staff, governance.approvals)
     await run_in_threadpool(governance.audit.append, AuditRecord(
         actor=staff.user_id, role=staff.role.value, action="search", case_id=case_id,
         parameters={"path": request.url.path, **_parameters(body)}))

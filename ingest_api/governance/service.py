@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ingest_api.governance.approvals import FenceApprovals
 from ingest_api.governance.audit_store import AuditLog
 from ingest_api.governance.auth import Governance
 from ingest_api.governance.cases import CaseService
@@ -22,4 +23,5 @@ def build_governance(settings: ApiSettings, *, sessions: sessionmaker[Session], 
         token_ttl=timedelta(seconds=settings.staff_login_ttl_s),
         issued_token_ttl=timedelta(days=settings.staff_issued_token_ttl_days),
     )
-    return Governance(audit=audit, staff=staff, cases=CaseService(sessions=sessions, audit=audit))
+    return Governance(audit=audit, staff=staff, cases=CaseService(sessions=sessions, audit=audit),
+                      approvals=FenceApprovals(sessions=sessions, audit=audit))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ingest_api.db.models import Base
@@ -78,6 +78,22 @@ class LegalHold(Base):
     placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     cleared_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class FenceApprovalGrant(Base):
+    """A supervisor's approval of fences larger than the limits, for one case, until it expires."""
+
+    __tablename__ = "fence_approvals"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    approved_by: Mapped[str] = mapped_column(String(100))
+    approver_role: Mapped[str] = mapped_column(String(20))
+    max_radius_m: Mapped[float] = mapped_column(Float)
+    max_window_s: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(500))
+    approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class EventErasure(Base):

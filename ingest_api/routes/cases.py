@@ -3,7 +3,7 @@ appeals for their cases and see only their cases' events; supervisors place lega
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -24,6 +24,25 @@ ViewCase = Annotated[Principal, Depends(requires(Action.VIEW_CASE))]
 CreateEvent = Annotated[Principal, Depends(requires(Action.CREATE_EVENT))]
 LegalHoldStaff = Annotated[Principal, Depends(requires(Action.PLACE_LEGAL_HOLD))]
 RetentionStaff = Annotated[Principal, Depends(requires(Action.SET_RETENTION))]
+ApproveFence = Annotated[Principal, Depends(requires(Action.APPROVE_FENCE))]
+
+
+class FenceApprovalIn(BaseModel):
+    max_radius_m: float = Field(gt=0, le=500_000, description="largest circle radius the approval covers")
+    max_window_s: float = Field(gt=0, le=366 * 24 * 3600, description="longest time window it covers, seconds")
+    reason: str = Field(min_length=1, max_length=500, description="why such a wide search is justified")
+    valid_hours: float = Field(default=24, gt=0, le=24 * 30, description="how long the approval may be used")
+
+
+class FenceApprovalOut(BaseModel):
+    id: str
+    case_id: str
+    approved_by: str
+    max_radius_m: float
+    max_window_s: float
+    reason: str
+    approved_at: datetime
+    expires_at: datetime
 
 
 class CaseIn(BaseModel):
@@ -158,3 +177,13 @@ async def set_retention(event_id: str, body: RetentionIn, staff: RetentionStaff,
     view = await run_in_threadpool(governance.cases.set_retention, actor=staff, event_id=event_id,
                                    retention_days=body.retention_days)
     return _event(view, settings.effective_public_url)
+
+
+@router.post("/cases/{case_id}/fence-approvals", status_code=201, response_model=FenceApprovalOut)
+async def approve_fence(case_id: str, body: FenceApprovalIn, staff: ApproveFence,
+                        governance: GovernanceDep) -> FenceApprovalOut:
+    """A supervisor approves searches of this case with fences up to these limits (never their own searches)."""
+    view = await run_in_threadpool(
+        governance.approvals.grant, actor=staff, case_id=case_id, max_radius_m=body.max_radius_m,
+        max_window_s=body.max_window_s, reason=body.reason, valid_for=timedelta(hours=body.valid_hours))
+    return FenceApprovalOut.model_validate(view, from_attributes=True)

@@ -90,6 +90,9 @@ class SearchIn(BaseModel):
     fence: FenceIn
     case_id: str | None = Field(default=None, max_length=200, description="the case this search serves (audit)")
     legal_basis: str | None = Field(default=None, max_length=500, description="why it is lawful (audit)")
+    approval_id: str | None = Field(
+        default=None, max_length=36, description="a supervisor's approval, for fences beyond the configured limits"
+    )
 
     def context(self) -> SearchContext:
         return SearchContext(case_id=self.case_id, legal_basis=self.legal_basis)

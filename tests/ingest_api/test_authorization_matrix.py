@@ -56,6 +56,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/v1/cases/{case_id}/investigators/{username}"): A.ASSIGN_CASE,
     ("DELETE", "/v1/cases/{case_id}/investigators/{username}"): A.ASSIGN_CASE,
     ("PUT", "/v1/cases/{case_id}/events/{event_id}"): A.ASSIGN_CASE,
+    ("POST", "/v1/cases/{case_id}/fence-approvals"): A.APPROVE_FENCE,
     ("GET", "/v1/cases/{case_id}/events/{event_id}/contacts"): A.VIEW_WITNESS_CONTACT,
     ("GET", "/v1/events"): A.VIEW_CASE, ("POST", "/v1/events"): A.CREATE_EVENT,
     ("PUT", "/v1/events/{event_id}/legal-hold"): A.PLACE_LEGAL_HOLD,

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from ingest_api.db import repository
 from ingest_api.db.migrate import upgrade
 from ingest_api.db.session import build_engine, session_factory
+from ingest_api.governance.approvals import FenceApprovals
 from ingest_api.governance.audit_store import AuditLog
 from ingest_api.governance.auth import Governance
 from ingest_api.governance.cases import CaseService
@@ -31,7 +32,8 @@ def migrated(tmp_path: Path) -> Iterator[Engine]:
 def governance(migrated: Engine) -> Governance:
     sessions = session_factory(migrated)
     audit = AuditLog(migrated)
-    return Governance(audit, StaffService(sessions=sessions, audit=audit), CaseService(sessions=sessions, audit=audit))
+    return Governance(audit, StaffService(sessions=sessions, audit=audit), CaseService(sessions=sessions, audit=audit),
+                      FenceApprovals(sessions=sessions, audit=audit))
 
 
 def make_event(governance: Governance, *, hours_ago: float = 1.0, retention_days: int = 365) -> str:
