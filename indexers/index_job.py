@@ -13,26 +13,15 @@ uploaded and then pointed to (`indexers.s3_versions`). Runs are read the way
 
 from __future__ import annotations
 
-import hashlib
-import io
 import shutil
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from minio import Minio
 
-from beam_jobs.pipeline.catalog import (
-    ID_COLUMNS,
-    SCHEMAS,
-    SUCCESS_NAME,
-    RunVerificationError,
-    load_state,
-    run_prefix,
-)
-from beam_jobs.pipeline.objects import get_bytes
+from beam_jobs.pipeline.catalog import load_state, read_committed
 from indexers.catalog_index import (
     INDEX_KINDS,
     KindIndex,
@@ -43,7 +32,6 @@ from indexers.catalog_index import (
 )
 from indexers.s3_versions import load_published, new_version_name, publish_version, read_pointer, write_local
 from indexers.vector_index import IndexParams
-from infra.storage.evidence import read_json
 
 
 @dataclass(frozen=True)
@@ -56,26 +44,6 @@ class IndexOutcome:
     removed_photos: int = 0
 
 
-def read_runs(client: Minio, bucket: str, run_ids: Sequence[str], table: str) -> pa.Table:
-    """Rows of `table` from the committed runs `run_ids` only (newest of them wins for a repeated id)."""
-    pieces = []
-    for run_id in reversed(list(run_ids)):
-        success = read_json(client, bucket, f"{run_prefix(run_id)}{SUCCESS_NAME}")
-        for part in success["parts"]:
-            if part["table"] == table:
-                data = get_bytes(client, bucket, part["key"])
-                if hashlib.sha256(data).hexdigest() != part["sha256"]:
-                    raise RunVerificationError(f"{part['key']} no longer matches its committed sha256")
-                pieces.append(pq.read_table(io.BytesIO(data)))
-    if not pieces:
-        return SCHEMAS[table].empty_table()
-    combined = pa.concat_tables(pieces)
-    first: dict[str, int] = {}
-    for row, value in enumerate(combined.column(ID_COLUMNS[table]).to_pylist()):
-        first.setdefault(value, row)
-    return combined.take(pa.array(sorted(first.values()), pa.int64()))
-
-
 class _Records:
     """Each run set's tables read at most once per `index_catalog` call."""
 
@@ -86,7 +54,7 @@ class _Records:
     def get(self, run_ids: Sequence[str], table: str) -> pa.Table:
         key = (tuple(run_ids), table)
         if key not in self._cache:
-            self._cache[key] = read_runs(self.client, self.bucket, run_ids, table)
+            self._cache[key] = read_committed(self.client, self.bucket, table, run_ids)
         return self._cache[key]
 
 

@@ -108,15 +108,19 @@ def commit_run(
     return new
 
 
-def read_committed(client: Minio, catalog_bucket: str, table: str = "photos") -> pa.Table:
-    """All committed rows of `table` ("photos", "dead_letters", "detections") as one Arrow table.
+def read_committed(
+    client: Minio, catalog_bucket: str, table: str = "photos", run_ids: Sequence[str] | None = None
+) -> pa.Table:
+    """Committed rows of `table` ("photos", "dead_letters", "detections") as one Arrow table: of every committed
+    run, or of the committed runs `run_ids` only (an indexer adding just the runs it lacks).
 
-    Newest run first wins when two committed runs hold the same id (concurrent launches).
+    Newest run first wins when two runs hold the same id (concurrent launches).
     """
     if table not in SCHEMAS:
         raise ValueError(f"unknown table {table!r}; known: {', '.join(SCHEMAS)}")
     pieces: list[pa.Table] = []
-    for run_id in reversed(load_state(client, catalog_bucket).runs):
+    runs = load_state(client, catalog_bucket).runs if run_ids is None else tuple(run_ids)
+    for run_id in reversed(runs):
         success = read_json(client, catalog_bucket, f"{run_prefix(run_id)}{SUCCESS_NAME}")
         for part in success["parts"]:
             if part["table"] == table:
