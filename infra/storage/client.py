@@ -15,11 +15,16 @@ from infra.storage.config import S3Settings
 
 def build_client(settings: S3Settings) -> Minio:
     # minio's default pool keeps 10 connections and discards the rest: under many concurrent uploads that means
-    # reconnecting for every request. Size the pool for the API's concurrency; the rest mirrors minio's defaults.
+    # reconnecting for every request. Size the pool for the API's concurrency; the rest mirrors minio's defaults
+    # except for the retries.
     http = urllib3.PoolManager(
         maxsize=settings.max_connections,
         timeout=urllib3.Timeout(connect=300, read=300),
-        retries=urllib3.Retry(total=5, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        # Retry reads, and connections that never reached the server; never resend a PUT whose answer was lost:
+        # with versioning that stores a second copy. The caller retries the whole, idempotent, store instead.
+        retries=urllib3.Retry(
+            total=5, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504], allowed_methods=["GET", "HEAD"]
+        ),
         cert_reqs="CERT_REQUIRED",
         ca_certs=certifi.where(),
     )
