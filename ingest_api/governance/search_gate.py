@@ -1,9 +1,10 @@
 """The governance gate in front of `/v1/search/*` (a router dependency, so the search routes stay as they are).
 
 Before any search runs it: authenticates, checks the role (SEARCH), requires `case_id` and a `legal_basis`, checks
-the principal may work on that case, refuses circle fences beyond the configured limits unless the search names a
-valid supervisor's approval covering them (`approval_id`, see `approvals.py`), and appends a `search` audit entry
-with the exact request parameters (an image query is recorded by its SHA-256, not its pixels).
+the principal may work on that case, refuses fences (circles, or polygons by their enclosing circle) beyond the
+configured limits unless the search names a valid supervisor's approval covering them (`approval_id`, see
+`approvals.py`), and appends a `search` audit entry with the exact request parameters (an image query is recorded
+by its SHA-256, not its pixels).
 The result ids each search showed are appended by the search routes (`search_results` entries).
 """
 
@@ -16,9 +17,11 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from indexers.fence import haversine_m
 from ingest_api.governance.approvals import FenceApprovals
 from ingest_api.governance.audit import AuditRecord
 from ingest_api.governance.auth import GovernanceDep, requires
@@ -47,16 +50,37 @@ def _parameters(body: dict[str, Any]) -> dict[str, Any]:
     return recorded
 
 
+def enclosing_circle(vertices: list[tuple[float, float]]) -> tuple[float, float, float]:
+    """(lat, lon, radius_m) of a circle holding every vertex: centre = normalised mean of the vertices' unit
+    vectors (right across the antimeridian), radius = the farthest vertex. Enough to apply the size limits."""
+    lat, lon = np.radians([v[0] for v in vertices]), np.radians([v[1] for v in vertices])
+    xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]).mean(axis=1)
+    centre_lat = float(np.degrees(np.arctan2(xyz[2], np.hypot(xyz[0], xyz[1]))))
+    centre_lon = float(np.degrees(np.arctan2(xyz[1], xyz[0])))
+    radius = float(np.max(haversine_m(np.degrees(lat), np.degrees(lon), centre_lat, centre_lon)))
+    return centre_lat, centre_lon, radius
+
+
+def _fence_for_limits(fence: dict[str, Any]) -> Fence:
+    """The fence as the policy sizes it; raises KeyError/TypeError/ValueError when malformed."""
+    circle, polygon = fence.get("circle"), fence.get("polygon")
+    if isinstance(circle, dict):
+        lat, lon, radius = float(circle["lat"]), float(circle["lon"]), float(circle["radius_m"])
+    elif isinstance(polygon, list) and len(polygon) >= 3:
+        lat, lon, radius = enclosing_circle([(float(p[0]), float(p[1])) for p in polygon])
+    else:
+        raise ValueError("no circle or polygon")
+    return Fence(lat, lon, radius, datetime.fromisoformat(fence["start"]), datetime.fromisoformat(fence["end"]))
+
+
 def _check_fence(body: dict[str, Any], limits: FenceLimits, staff: Principal, approvals: FenceApprovals) -> None:
     fence = body.get("fence") if isinstance(body.get("fence"), dict) else None
-    circle = fence.get("circle") if fence else None
-    if not (fence and isinstance(circle, dict)):
-        return  # polygons and malformed fences: the route validates; polygons' size limit is still to do
+    if fence is None:
+        return  # the route answers 422
     try:
-        checked = Fence(float(circle["lat"]), float(circle["lon"]), float(circle["radius_m"]),
-                        datetime.fromisoformat(fence["start"]), datetime.fromisoformat(fence["end"]))
+        checked = _fence_for_limits(fence)
         reasons = fence_excess(checked, limits)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, IndexError):
         return  # the route answers 422 with the precise validation error
     if not reasons:
         return

@@ -10,6 +10,7 @@ import pytest
 from ingest_api.db.session import build_engine
 from ingest_api.governance.audit_store import AuditLog
 from ingest_api.governance.policy import Role
+from ingest_api.governance.search_gate import enclosing_circle
 from tests.ingest_api.conftest import RunningApi
 from tests.ingest_api.governance.helpers import client, staff_tokens
 
@@ -59,3 +60,25 @@ def test_a_wide_fence_needs_a_supervisors_approval_for_that_case(api: RunningApi
     grants = [entry for entry in entries if entry.action == "fence_approval"]
     assert len(grants) == 1 and grants[0].actor == "fence-supervisor"
     assert json.loads(grants[0].parameters)["approval_id"] == approval
+
+
+def test_a_polygon_is_sized_by_its_enclosing_circle() -> None:
+    # A ~2 km square around Paris centre, and one straddling the antimeridian (Fiji): centre and radius sane.
+    lat, lon, radius = enclosing_circle([(48.85, 2.34), (48.85, 2.37), (48.87, 2.37), (48.87, 2.34)])
+    assert (lat, lon) == pytest.approx((48.86, 2.355), abs=1e-3) and 1_500 < radius < 1_600  # half the ~3.1 km diagonal
+    lat, lon, radius = enclosing_circle([(-17.0, 179.99), (-17.0, -179.99), (-17.01, -179.99), (-17.01, 179.99)])
+    assert abs(lon) == pytest.approx(180.0, abs=1e-3) and radius < 2_000
+
+
+def test_a_wide_polygon_needs_approval_too(api: RunningApi) -> None:
+    tokens = staff_tokens(api, "polygon")
+    with client(api, tokens[Role.SUPERVISOR]) as sup, client(api, tokens[Role.INVESTIGATOR]) as ines:
+        case_id = sup.post("/v1/cases", json={"reference": "polygon/1", "title": "wide"}).json()["id"]
+        assert sup.put(f"/v1/cases/{case_id}/investigators/polygon-investigator").status_code == 200
+        body = _search(case_id, 100)
+        del body["fence"]["circle"]
+        body["fence"]["polygon"] = [[48.7, 2.2], [48.7, 2.5], [49.0, 2.5], [49.0, 2.2]]  # ~17 km across
+        refused = ines.post("/v1/search/plates", json=body)
+        assert refused.status_code == 403 and refused.json()["code"] == "approval_required", refused.text
+        body["fence"]["polygon"] = [[48.85, 2.34], [48.85, 2.35], [48.86, 2.35]]
+        assert ines.post("/v1/search/plates", json=body).status_code == 503  # within limits: past the gate
