@@ -30,11 +30,11 @@ from beam_jobs.extraction.photo import RejectedPhoto, extract_photo_facts
 from beam_jobs.pipeline.detect import load_families
 from beam_jobs.pipeline.launcher import run_extract
 from beam_jobs.pipeline.manifests import list_manifest_keys, parse_manifest
-from beam_jobs.pipeline.objects import get_bytes, put_verified
 from beam_jobs.pipeline.settings import ExtractSettings
 from infra import s3server
 from infra.storage.client import build_client, ensure_buckets
 from infra.storage.config import BucketNames, S3Settings
+from infra.storage.objects import read_bytes, store_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "beam_jobs" / "pipeline"))
 from conftest import put_evidence  # noqa: E402  (the tests' upload helper: same manifests as the API)
@@ -54,8 +54,8 @@ def loop(settings: ExtractSettings, families: list[str]) -> dict[str, float]:
     started = time.perf_counter()
     for key in sorted(list_manifest_keys(client, buckets.evidence)):
         t0 = time.perf_counter()
-        pending = parse_manifest(key, get_bytes(client, buckets.evidence, key))
-        data = get_bytes(client, buckets.evidence, pending.object_key, pending.object_version)
+        pending = parse_manifest(key, read_bytes(client, buckets.evidence, key))
+        data = read_bytes(client, buckets.evidence, pending.object_key, pending.object_version)
         t1 = time.perf_counter()
         try:
             facts, thumb = extract_photo_facts(
@@ -64,7 +64,7 @@ def loop(settings: ExtractSettings, families: list[str]) -> dict[str, float]:
         except RejectedPhoto:
             continue
         t2 = time.perf_counter()
-        put_verified(client, buckets.derived, f"bench/{facts.photo_id}.jpg", thumb, "image/jpeg")
+        store_bytes(client, buckets.derived, f"bench/{facts.photo_id}.jpg", thumb, "image/jpeg")
         t3 = time.perf_counter()
         totals["read"] += t1 - t0
         totals["extract"] += t2 - t1

@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 from minio import Minio
 from minio.error import S3Error
 
-from beam_jobs.pipeline.objects import get_bytes, is_missing
 from beam_jobs.pipeline.sinks import PartInfo
 from beam_jobs.records import DEAD_LETTER_SCHEMA, DETECTION_SCHEMA, PHOTO_SCHEMA
 from infra.storage.evidence import read_json, store_json
+from infra.storage.objects import is_missing, read_bytes
 
 STATE_KEY = "extract/state.json"
 RUNS_PREFIX = "extract/runs/"
@@ -78,7 +78,7 @@ def verify_run(client: Minio, bucket: str, run_id: str, *, expected_inputs: int)
         table = name.rsplit("-", 1)[0]
         if name == SUCCESS_NAME or table not in SCHEMAS:
             continue
-        data = get_bytes(client, bucket, key)
+        data = read_bytes(client, bucket, key)
         parquet = pq.read_table(io.BytesIO(data))
         if not parquet.schema.equals(SCHEMAS[table]):
             raise RunVerificationError(f"{key}: schema differs from the {table} schema")
@@ -124,7 +124,7 @@ def read_committed(
         success = read_json(client, catalog_bucket, f"{run_prefix(run_id)}{SUCCESS_NAME}")
         for part in success["parts"]:
             if part["table"] == table:
-                data = get_bytes(client, catalog_bucket, part["key"])
+                data = read_bytes(client, catalog_bucket, part["key"])
                 if hashlib.sha256(data).hexdigest() != part["sha256"]:
                     raise RunVerificationError(f"{part['key']} no longer matches its committed sha256")
                 pieces.append(pq.read_table(io.BytesIO(data)))

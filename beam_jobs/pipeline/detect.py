@@ -32,11 +32,11 @@ from beam_jobs.models.base import Box, ModelFamily, RGBImage
 from beam_jobs.models.base import Detection as ModelDetection
 from beam_jobs.models.install import is_installed
 from beam_jobs.models.plates import PlateFamily
-from beam_jobs.pipeline.objects import put_verified
 from beam_jobs.pipeline.transforms import NAMESPACE, Extracted
 from beam_jobs.records import DeadLetter, Detection
 from infra.storage.client import build_client
 from infra.storage.config import S3Settings
+from infra.storage.objects import store_bytes
 
 FAMILY_ORDER = ("faces", "objects", "plates")
 DETECTION_NAMESPACE = uuid.UUID("0b6c2f1e-7d0a-5e44-9a1b-5f3c8d2e4a71")
@@ -161,6 +161,6 @@ class DetectObjects(beam.DoFn):
         Metrics.distribution(NAMESPACE, "detect_ms").update(int((time.perf_counter() - started) * 1000))
         for record, crop in found:
             if record.crop_key is not None:
-                put_verified(self.client, self.s3.buckets.derived, record.crop_key, crop, "image/jpeg")
+                store_bytes(self.client, self.s3.buckets.derived, record.crop_key, crop, "image/jpeg")
             Metrics.counter(NAMESPACE, f"detections.{record.kind}").inc()
             yield record

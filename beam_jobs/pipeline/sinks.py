@@ -18,10 +18,10 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from beam_jobs.pipeline.objects import put_verified
 from beam_jobs.records import DeadLetter, Detection, PhotoRecord, dead_letters_table, detections_table, photos_table
 from infra.storage.client import build_client
 from infra.storage.config import S3Settings
+from infra.storage.objects import store_bytes
 
 PARQUET_TYPE = "application/vnd.apache.parquet"
 
@@ -90,8 +90,9 @@ class WritePart(beam.DoFn):
         shard, records = element
         ordered = sorted(records, key=self.spec.record_id)
         key = part_key(self.run_prefix, self.spec.name, shard)
-        digest = put_verified(self.client, self.s3.buckets.catalog, key, parquet_bytes(self.spec.to_table(ordered)),
-                              PARQUET_TYPE)
+        digest = store_bytes(
+            self.client, self.s3.buckets.catalog, key, parquet_bytes(self.spec.to_table(ordered)), PARQUET_TYPE
+        ).sha256
         yield PartInfo(self.spec.name, key, len(ordered), digest)
 
 

@@ -25,10 +25,10 @@ from minio.error import S3Error
 
 from beam_jobs.extraction.photo import RejectedPhoto, extract_photo_facts
 from beam_jobs.pipeline.manifests import InvalidManifest, PendingPhoto, parse_manifest
-from beam_jobs.pipeline.objects import get_bytes, is_missing, put_verified
 from beam_jobs.records import DeadLetter, PhotoFacts, PhotoRecord
 from infra.storage.client import build_client
 from infra.storage.config import S3Settings
+from infra.storage.objects import is_missing, read_bytes, store_bytes
 
 NAMESPACE = "extract"
 T = TypeVar("T")
@@ -115,13 +115,13 @@ class ReadEvidence(_S3DoFn):
         client, bucket = self._client(), self.s3.buckets.evidence
         started = time.perf_counter()
         try:
-            pending = parse_manifest(manifest_key, get_bytes(client, bucket, manifest_key))
+            pending = parse_manifest(manifest_key, read_bytes(client, bucket, manifest_key))
         except InvalidManifest as error:
             yield dead_letter(object_key=manifest_key, sha256=None, reason="manifest_invalid", detail=str(error),
                               run_id=self.run_id)
             return
         try:
-            data = get_bytes(client, bucket, pending.object_key, pending.object_version)
+            data = read_bytes(client, bucket, pending.object_key, pending.object_version)
         except S3Error as error:
             if not is_missing(error):
                 raise  # the store is failing, not the input: let the runner retry or fail the run
@@ -183,7 +183,7 @@ class WriteThumbnail(_S3DoFn):
             return
         started = time.perf_counter()
         key = thumbnail_key(element.facts.photo_id)
-        put_verified(self._client(), self.s3.buckets.derived, key, element.thumbnail, "image/jpeg")
+        store_bytes(self._client(), self.s3.buckets.derived, key, element.thumbnail, "image/jpeg")
         Metrics.distribution(NAMESPACE, "thumbnail_ms").update(int((time.perf_counter() - started) * 1000))
         Metrics.counter(NAMESPACE, "photos").inc()
         record = PhotoRecord(element.facts, thumbnail_key=key, extracted_by=self.extracted_by, run_id=self.run_id)

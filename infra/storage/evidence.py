@@ -7,31 +7,18 @@ caller may acknowledge it.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
-from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
 from minio import Minio
 from minio.error import S3Error
 
 from infra.storage.integrity import IntegrityError, verify_stored
+from infra.storage.objects import SHA256_META, StoredObject, is_missing, read_bytes, store_bytes
 
 log = logging.getLogger(__name__)
-SHA256_META = "x-amz-meta-sha256"
 _HEX = frozenset("0123456789abcdef")
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    bucket: str
-    key: str
-    version_id: str | None
-    sha256: str
-    size: int
-    created: bool  # False when identical bytes were already stored
 
 
 def original_key(sha256: str) -> str:
@@ -48,7 +35,7 @@ def _existing(client: Minio, bucket: str, key: str) -> tuple[str | None, int] | 
     try:
         stat = client.stat_object(bucket, key)
     except S3Error as error:
-        if error.code in ("NoSuchKey", "NoSuchObject", "NoSuchVersion"):
+        if is_missing(error):
             return None
         raise
     return stat.version_id, int(stat.size or 0)
@@ -87,19 +74,9 @@ def store_original(
 def store_json(client: Minio, bucket: str, key: str, document: dict[str, Any]) -> StoredObject:
     """Write a small JSON document and verify it the same way as an original."""
     body = json.dumps(document, sort_keys=True, indent=2).encode()
-    digest = hashlib.sha256(body).hexdigest()
-    result = client.put_object(
-        bucket, key, io.BytesIO(body), len(body), content_type="application/json", metadata={SHA256_META: digest}
-    )
-    verify_stored(client, bucket, key, digest, result.version_id)
-    return StoredObject(bucket, key, result.version_id, digest, len(body), created=True)
+    return store_bytes(client, bucket, key, body, "application/json")
 
 
 def read_json(client: Minio, bucket: str, key: str) -> dict[str, Any]:
-    response = client.get_object(bucket, key)
-    try:
-        document: dict[str, Any] = json.loads(response.read())
-        return document
-    finally:
-        response.close()
-        response.release_conn()
+    document: dict[str, Any] = json.loads(read_bytes(client, bucket, key))
+    return document

@@ -33,8 +33,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from beam_jobs.pipeline.catalog import read_committed
-from beam_jobs.pipeline.objects import get_bytes
 from infra.storage.config import BucketNames
+from infra.storage.objects import read_bytes
 from ingest_api.db.models import Event, Submission, Upload
 from ingest_api.governance.audit import AuditRecord
 from ingest_api.governance.audit_store import AuditLog
@@ -175,11 +175,11 @@ class CaseBundler:
                   ) -> Iterator[tuple[str, bytes, bool]]:
         seen: set[str] = set()
         for _, upload in uploads:
-            yield upload.manifest_key, get_bytes(self.client, self.buckets.evidence, upload.manifest_key), False
+            yield upload.manifest_key, read_bytes(self.client, self.buckets.evidence, upload.manifest_key), False
             if upload.sha256 in seen:
                 continue
             seen.add(upload.sha256)
-            data = get_bytes(self.client, self.buckets.evidence, upload.object_key, upload.object_version)
+            data = read_bytes(self.client, self.buckets.evidence, upload.object_key, upload.object_version)
             if hashlib.sha256(data).hexdigest() != upload.sha256:
                 raise BundleIntegrityError(f"{upload.object_key}@{upload.object_version} does not hash to its sha256;"
                                            " run `witness verify` - nothing was exported")

@@ -13,7 +13,6 @@ import pytest
 from minio import Minio
 
 from beam_jobs.pipeline.catalog import commit_run, run_prefix
-from beam_jobs.pipeline.objects import put_verified
 from beam_jobs.pipeline.sinks import PARQUET_TYPE, PartInfo, parquet_bytes, part_key
 from indexers.catalog_index import KindIndex, build_kind_index
 from indexers.index_job import IndexOutcome, index_catalog
@@ -29,6 +28,7 @@ from indexers.s3_versions import (
     write_local,
 )
 from indexers.storage_format import INDEX_FILE, METADATA_FILE, CorruptVersionError
+from infra.storage.objects import store_bytes
 from ingest_api.services.search import SearchService
 from tests.indexers.real_catalog import photo_rows, synthetic_detections
 
@@ -113,7 +113,7 @@ def commit(client: Minio, bucket: str, run_id: str, names: list[str], seed: int)
     tables = {"photos": photo_rows(names, run_id=run_id), "detections": synthetic_detections(names, seed)}
     for table, data in tables.items():
         key = part_key(run_prefix(run_id), table, 0)
-        sha = put_verified(client, bucket, key, parquet_bytes(data), PARQUET_TYPE)
+        sha = store_bytes(client, bucket, key, parquet_bytes(data), PARQUET_TYPE).sha256
         parts.append(PartInfo(table, key, data.num_rows, sha))
     commit_run(client, bucket, run_id, parts=parts, manifests=[f"manifest-{run_id}"], extracted_by="test")
 

@@ -10,10 +10,10 @@ from minio import Minio
 from typer.testing import CliRunner
 
 from beam_jobs.pipeline.catalog import commit_run, run_prefix
-from beam_jobs.pipeline.objects import put_verified
 from beam_jobs.pipeline.sinks import PARQUET_TYPE, PartInfo, parquet_bytes, part_key
 from infra.cli import app
 from infra.storage.config import S3Settings
+from infra.storage.objects import store_bytes
 from tests.indexers.real_catalog import INCIDENT, T0, plate_catalog
 
 pytestmark = pytest.mark.integration
@@ -27,8 +27,8 @@ def test_index_then_search_plates(s3_settings: S3Settings, s3_client: Minio, man
     parts = []
     for table, data in (("photos", photos), ("detections", detections)):
         key = part_key(run_prefix("r1"), table, 0)
-        parts.append(PartInfo(table, key, data.num_rows, put_verified(s3_client, catalog, key, parquet_bytes(data),
-                                                                      PARQUET_TYPE)))
+        parts.append(PartInfo(table, key, data.num_rows, store_bytes(s3_client, catalog, key, parquet_bytes(data),
+                                                                     PARQUET_TYPE).sha256))
     commit_run(s3_client, catalog, "r1", parts=parts, manifests=["m1"], extracted_by="test")
     env = {"WITNESS_STATE_DIR": str(tmp_path), "WITNESS_S3__ENDPOINT": s3_settings.endpoint,
            "WITNESS_S3__BUCKETS__CATALOG": catalog, "WITNESS_S3__BUCKETS__DERIVED": catalog}

@@ -18,10 +18,10 @@ from PIL import Image
 
 from beam_jobs.pipeline.catalog import load_state, read_committed, run_prefix
 from beam_jobs.pipeline.launcher import run_extract
-from beam_jobs.pipeline.objects import get_bytes
 from beam_jobs.pipeline.settings import ExtractSettings
 from infra.storage.client import build_client
 from infra.storage.evidence import store_json
+from infra.storage.objects import read_bytes
 
 from .conftest import Upload, put_evidence
 
@@ -66,7 +66,7 @@ def _check_direct_output(client: Minio, settings: ExtractSettings, uploads: dict
     for row in photos.values():
         assert row["sha256"] == manifest.get(next(n for n, u in uploads.items() if u.sha256 == row["sha256"]),
                                              {"sha256": row["sha256"]})["sha256"]
-        thumb = Image.open(io.BytesIO(get_bytes(client, settings.s3.buckets.derived, str(row["thumbnail_key"]))))
+        thumb = Image.open(io.BytesIO(read_bytes(client, settings.s3.buckets.derived, str(row["thumbnail_key"]))))
         assert thumb.format == "JPEG" and not thumb.getexif() and max(thumb.size) <= 512
     dead = {row["object_key"]: row for row in read_committed(client, settings.s3.buckets.catalog,
                                                               "dead_letters").to_pylist()}
@@ -82,7 +82,7 @@ def _check_duckdb_reads_the_parts(client: Minio, settings: ExtractSettings, fold
     for item in client.list_objects(catalog, prefix=run_prefix(run_id), recursive=True):
         name = str(item.object_name)
         if name.endswith(".parquet"):
-            (folder / name.rsplit("/", 1)[-1]).write_bytes(get_bytes(client, catalog, name))
+            (folder / name.rsplit("/", 1)[-1]).write_bytes(read_bytes(client, catalog, name))
     ((rows, placed),) = duckdb.sql(
         f"SELECT count(*), count(lat) FROM read_parquet('{folder}/photos-*.parquet')"
     ).fetchall()

@@ -14,9 +14,9 @@ from PIL import Image
 from beam_jobs.pipeline.catalog import read_committed
 from beam_jobs.pipeline.detect import installed_families, resolve_families
 from beam_jobs.pipeline.launcher import run_extract
-from beam_jobs.pipeline.objects import get_bytes
 from beam_jobs.pipeline.settings import ExtractSettings
 from infra.storage.client import build_client
+from infra.storage.objects import read_bytes
 
 from .conftest import put_evidence
 
@@ -54,7 +54,7 @@ def test_models_in_the_job_on_direct_and_dask(make_settings: MakeSettings, share
     assert "AZJ6991" in plates
     cars = [d for d in detections if d["kind"] == "vehicle" and json.loads(d["attributes"])["class"] == "car"]
     assert cars and all(d["model_version"].startswith("yolox-nano@") for d in cars)
-    crop = Image.open(io.BytesIO(get_bytes(client, direct.s3.buckets.derived, str(cars[0]["crop_key"]))))
+    crop = Image.open(io.BytesIO(read_bytes(client, direct.s3.buckets.derived, str(cars[0]["crop_key"]))))
     assert crop.format == "JPEG" and not crop.getexif()
 
     dask = make_settings(EVIDENCE, "pl-catalog-models-dask")
