@@ -82,24 +82,8 @@ def open_submission(api: RunningApi) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def api(s3_settings: S3Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
-    state_dir: Path = tmp_path_factory.mktemp("api-state")
-    settings = ApiSettings.from_mapping(
-        {"state_dir": state_dir, "s3": s3_settings, "max_upload_bytes": MAX_UPLOAD_BYTES, "port": free_port()}
-    )
-    upgrade(settings.effective_database_url)
-    engine = build_engine(settings.effective_database_url)
-    with session_factory(engine)() as session:
-        now = datetime.now(UTC)
-        event = repository.create_event(
-            session=session,
-            name="Test incident",
-            lat=48.8566,
-            lon=2.3522,
-            radius_m=500,
-            starts_at=now - timedelta(hours=2),
-            ends_at=now + timedelta(hours=2),
-        )
-    engine.dispose()
-    with local_stack.api_in_background(settings) as base_url:
-        assert httpx.get(f"{base_url}/healthz").status_code == 200
-        yield RunningApi(base_url, settings, event.id)
+    settings = api_settings(s3_settings, tmp_path_factory.mktemp("api-state"))
+    event_id = create_test_event(settings)
+    with running_api(settings, event_id) as running:
+        assert httpx.get(f"{running.base_url}/healthz").status_code == 200
+        yield running
