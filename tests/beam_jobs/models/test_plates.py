@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from PIL import Image, ImageOps
 
 from beam_jobs.models.base import Box, Detection
 from beam_jobs.models.objects import ObjectFamily
@@ -21,17 +19,6 @@ Loader = Callable[[str], NDArray[np.uint8]]
 # the state emblem between the halves) are allowed to miss.
 BEST = ("RZN384", "CWW2245", "CYZ5139", "RK161AG", "RK878AC", "WSQ3021", "AZJ6991", "JOG9221", "JRK5336",
         "BA302OZ", "AYO9034", "WA56660")
-
-
-@pytest.fixture(scope="module")
-def load_rgb(shared_data: Path) -> Loader:
-    """Read a shared photo (path relative to shared/data) as (H, W, 3) uint8 RGB, EXIF-rotated."""
-
-    def load(name: str) -> NDArray[np.uint8]:
-        with Image.open(shared_data / name) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-
-    return load
 
 
 def truth(row: dict[str, str]) -> tuple[str, Box]:
