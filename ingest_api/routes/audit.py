@@ -12,8 +12,9 @@ from ingest_api.governance.auth import GovernanceDep, requires
 from ingest_api.governance.policy import Action, Principal
 from ingest_api.governance.seals import SealTarget
 from ingest_api.governance.verify import verify_audit_log
+from ingest_api.routes.errors import STAFF, error_responses
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=error_responses(*STAFF))
 Auditor = Annotated[Principal, Depends(requires(Action.READ_AUDIT))]
 Verifier = Annotated[Principal, Depends(requires(Action.VERIFY_INTEGRITY))]
 
@@ -40,7 +41,7 @@ async def read_audit(
             "next_after_seq": entries[-1].seq if entries else after_seq}
 
 
-@router.get("/verify")
+@router.get("/verify", responses=error_responses(503))
 async def verify(request: Request, staff: Verifier, governance: GovernanceDep) -> dict[str, Any]:
     """The chain checked against itself and every sealed, locked segment."""
     settings = request.app.state.settings

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ingest_api.deps import limit_ip
 from ingest_api.governance.auth import BearerToken, GovernanceDep, requires
 from ingest_api.governance.policy import Action, Principal
+from ingest_api.routes.errors import STAFF, error_responses
 
 router = APIRouter(prefix="/v1/auth", tags=["staff authentication"])
 Session = Annotated[Principal, Depends(requires(Action.OWN_SESSION))]
@@ -36,7 +37,8 @@ class MeOut(BaseModel):
     case_ids: list[str]
 
 
-@router.post("/token", response_model=TokenOut, dependencies=[Depends(limit_ip)])
+@router.post("/token", response_model=TokenOut, dependencies=[Depends(limit_ip)],
+             responses=error_responses(401, 429))
 async def login(body: LoginIn, governance: GovernanceDep) -> TokenOut:
     """Password login (argon2id); every attempt is audited. Send the token as `Authorization: Bearer ...`."""
     issued = await run_in_threadpool(governance.staff.login, username=body.username, password=body.password)
@@ -44,11 +46,11 @@ async def login(body: LoginIn, governance: GovernanceDep) -> TokenOut:
                     role=issued.role.value)
 
 
-@router.get("/me", response_model=MeOut)
+@router.get("/me", response_model=MeOut, responses=error_responses(*STAFF))
 async def me(staff: Session) -> MeOut:
     return MeOut(username=staff.user_id, role=staff.role.value, case_ids=sorted(staff.assigned_cases))
 
 
-@router.delete("/token", status_code=204)
+@router.delete("/token", status_code=204, responses=error_responses(*STAFF))
 async def logout(staff: Session, token: BearerToken, governance: GovernanceDep) -> None:
     await run_in_threadpool(governance.staff.revoke, token=token, actor=staff)

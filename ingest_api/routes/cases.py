@@ -15,9 +15,10 @@ from ingest_api.governance.auth import GovernanceDep, requires
 from ingest_api.governance.cases import CaseView, EventView
 from ingest_api.governance.policy import Action, Principal
 from ingest_api.governance.staff import GovernanceConflict
+from ingest_api.routes.errors import STAFF, error_responses
 from ingest_api.services.links import upload_link
 
-router = APIRouter(prefix="/v1", tags=["cases and staff events"])
+router = APIRouter(prefix="/v1", tags=["cases and staff events"], responses=error_responses(*STAFF))
 CreateCase = Annotated[Principal, Depends(requires(Action.CREATE_CASE))]
 AssignCase = Annotated[Principal, Depends(requires(Action.ASSIGN_CASE))]
 ViewCase = Annotated[Principal, Depends(requires(Action.VIEW_CASE))]
@@ -109,28 +110,28 @@ async def my_cases(staff: ViewCase, governance: GovernanceDep) -> list[CaseOut]:
     return [_case(view) for view in await run_in_threadpool(governance.cases.visible, actor=staff)]
 
 
-@router.post("/cases", response_model=CaseOut, status_code=201)
+@router.post("/cases", response_model=CaseOut, status_code=201, responses=error_responses(409))
 async def create_case(body: CaseIn, staff: CreateCase, governance: GovernanceDep) -> CaseOut:
     return _case(await run_in_threadpool(governance.cases.create, actor=staff, reference=body.reference,
                                          title=body.title))
 
 
-@router.get("/cases/{case_id}", response_model=CaseOut)
+@router.get("/cases/{case_id}", response_model=CaseOut, responses=error_responses(404))
 async def read_case(case_id: str, staff: ViewCase, governance: GovernanceDep) -> CaseOut:
     return _case(await run_in_threadpool(governance.cases.get, actor=staff, case_id=case_id))
 
 
-@router.put("/cases/{case_id}/investigators/{username}", response_model=CaseOut)
+@router.put("/cases/{case_id}/investigators/{username}", response_model=CaseOut, responses=error_responses(404, 409))
 async def assign(case_id: str, username: str, staff: AssignCase, governance: GovernanceDep) -> CaseOut:
     return _case(await run_in_threadpool(governance.cases.assign, actor=staff, case_id=case_id, username=username))
 
 
-@router.delete("/cases/{case_id}/investigators/{username}", response_model=CaseOut)
+@router.delete("/cases/{case_id}/investigators/{username}", response_model=CaseOut, responses=error_responses(404, 409))
 async def unassign(case_id: str, username: str, staff: AssignCase, governance: GovernanceDep) -> CaseOut:
     return _case(await run_in_threadpool(governance.cases.unassign, actor=staff, case_id=case_id, username=username))
 
 
-@router.put("/cases/{case_id}/events/{event_id}", response_model=CaseOut)
+@router.put("/cases/{case_id}/events/{event_id}", response_model=CaseOut, responses=error_responses(404, 409))
 async def link_event(case_id: str, event_id: str, staff: AssignCase, governance: GovernanceDep) -> CaseOut:
     return _case(await run_in_threadpool(governance.cases.link_event, actor=staff, case_id=case_id,
                                          event_id=event_id))
@@ -142,7 +143,7 @@ async def my_events(staff: ViewCase, governance: GovernanceDep, settings: Settin
     return [_event(view, settings.effective_public_url) for view in views]
 
 
-@router.post("/events", response_model=EventOut, status_code=201)
+@router.post("/events", response_model=EventOut, status_code=201, responses=error_responses(404, 409))
 async def create_event(body: EventIn, staff: CreateEvent, governance: GovernanceDep, settings: SettingsDep
                        ) -> EventOut:
     try:
@@ -157,21 +158,21 @@ async def create_event(body: EventIn, staff: CreateEvent, governance: Governance
     return _event(view, settings.effective_public_url)
 
 
-@router.put("/events/{event_id}/legal-hold", response_model=EventOut)
+@router.put("/events/{event_id}/legal-hold", response_model=EventOut, responses=error_responses(404, 409))
 async def place_hold(event_id: str, body: HoldIn, staff: LegalHoldStaff, governance: GovernanceDep,
                      settings: SettingsDep) -> EventOut:
     view = await run_in_threadpool(governance.cases.place_hold, actor=staff, event_id=event_id, reason=body.reason)
     return _event(view, settings.effective_public_url)
 
 
-@router.delete("/events/{event_id}/legal-hold", response_model=EventOut)
+@router.delete("/events/{event_id}/legal-hold", response_model=EventOut, responses=error_responses(404, 409))
 async def clear_hold(event_id: str, staff: LegalHoldStaff, governance: GovernanceDep, settings: SettingsDep
                      ) -> EventOut:
     view = await run_in_threadpool(governance.cases.clear_hold, actor=staff, event_id=event_id)
     return _event(view, settings.effective_public_url)
 
 
-@router.put("/events/{event_id}/retention", response_model=EventOut)
+@router.put("/events/{event_id}/retention", response_model=EventOut, responses=error_responses(404, 409))
 async def set_retention(event_id: str, body: RetentionIn, staff: RetentionStaff, governance: GovernanceDep,
                         settings: SettingsDep) -> EventOut:
     view = await run_in_threadpool(governance.cases.set_retention, actor=staff, event_id=event_id,
@@ -179,7 +180,8 @@ async def set_retention(event_id: str, body: RetentionIn, staff: RetentionStaff,
     return _event(view, settings.effective_public_url)
 
 
-@router.post("/cases/{case_id}/fence-approvals", status_code=201, response_model=FenceApprovalOut)
+@router.post("/cases/{case_id}/fence-approvals", status_code=201, response_model=FenceApprovalOut,
+             responses=error_responses(404, 409))
 async def approve_fence(case_id: str, body: FenceApprovalIn, staff: ApproveFence,
                         governance: GovernanceDep) -> FenceApprovalOut:
     """A supervisor approves searches of this case with fences up to these limits (never their own searches)."""

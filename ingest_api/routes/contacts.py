@@ -14,10 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from ingest_api.deps import limit_ip
 from ingest_api.governance.auth import requires
 from ingest_api.governance.policy import Action, Principal
+from ingest_api.routes.errors import STAFF, error_responses
 from ingest_api.services.contacts import ContactDetails, ContactService
 
-witness_router = APIRouter(prefix="/v1/receipts", tags=["submissions and receipts"], dependencies=[Depends(limit_ip)])
-staff_router = APIRouter(prefix="/v1/cases", tags=["cases and staff events"])
+witness_router = APIRouter(prefix="/v1/receipts", tags=["submissions and receipts"], dependencies=[Depends(limit_ip)],
+                           responses=error_responses(404, 410, 429))
+staff_router = APIRouter(prefix="/v1/cases", tags=["cases and staff events"], responses=error_responses(*STAFF, 404))
 Supervisor = Annotated[Principal, Depends(requires(Action.VIEW_WITNESS_CONTACT))]
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -48,7 +50,7 @@ class ContactOut(BaseModel):
     problem: str | None = Field(default=None, description="why these details could not be decrypted")
 
 
-@witness_router.put("/{token}/contact", status_code=204)
+@witness_router.put("/{token}/contact", status_code=204, responses=error_responses(422))
 async def leave_contact(token: str, contact: ContactIn, contacts: ContactsDep) -> Response:
     """Store (or replace) the submission's contact details, encrypted; refused (422) without consent."""
     details = ContactDetails(name=contact.name, phone=contact.phone, email=contact.email, note=contact.note)

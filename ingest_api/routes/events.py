@@ -13,11 +13,12 @@ from starlette.concurrency import run_in_threadpool
 
 from ingest_api.db import repository
 from ingest_api.deps import IngestServiceDep, PositionsDep, SettingsDep, limit_ip
+from ingest_api.routes.errors import error_responses
 from ingest_api.services.links import MEDIA_TYPES, QrFormat, qr_code, upload_link
 from ingest_api.services.positions import PositionSource
 from ingest_api.services.sniff import RejectedUpload
 
-router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(limit_ip)])
+router = APIRouter(prefix="/v1", tags=["events"], dependencies=[Depends(limit_ip)], responses=error_responses(404, 429))
 METRES_PER_DEGREE = 111_320.0
 
 
@@ -71,7 +72,7 @@ async def event_qr(event_id: str, kind: QrFormat, ingest: IngestServiceDep, sett
     return Response(body, media_type=MEDIA_TYPES[kind])
 
 
-@router.post("/receipts/{token}/positions", status_code=201)
+@router.post("/receipts/{token}/positions", status_code=201, responses=error_responses(410, 422))
 async def add_position(token: str, position: PositionIn, positions: PositionsDep) -> dict[str, int]:
     position_id = await run_in_threadpool(
         positions.record,

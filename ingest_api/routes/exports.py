@@ -14,12 +14,13 @@ from ingest_api.deps import SettingsDep
 from ingest_api.governance.auth import requires
 from ingest_api.governance.bundle import CaseBundler
 from ingest_api.governance.policy import Action, Principal, require_case
+from ingest_api.routes.errors import STAFF, error_responses
 
 router = APIRouter(prefix="/v1", tags=["court bundle"])
 Exporter = Annotated[Principal, Depends(requires(Action.EXPORT_CASE))]
 
 
-@router.get("/cases/{case_id}/export", response_class=FileResponse)
+@router.get("/cases/{case_id}/export", response_class=FileResponse, responses=error_responses(*STAFF, 404, 503))
 async def export_case(case_id: str, staff: Exporter, request: Request, settings: SettingsDep) -> FileResponse:
     require_case(staff, Action.EXPORT_CASE, case_id)
     bundler = CaseBundler(client=request.app.state.s3_client, buckets=settings.s3.buckets,

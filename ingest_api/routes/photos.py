@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from ingest_api.deps import IngestServiceDep, SettingsDep
+from ingest_api.routes.errors import error_responses
 from ingest_api.services.sniff import RejectedUpload
 from ingest_api.services.spool import spool_body
 
@@ -29,26 +30,12 @@ class ReceiptOut(BaseModel):
     submission_token: str | None = None
 
 
-class ErrorOut(BaseModel):
-    code: str
-    message: str
-
-
 @router.post(
     "/events/{event_id}/photos",
     status_code=201,
     response_model=ReceiptOut,
     response_model_exclude_none=True,
-    responses={
-        400: {"model": ErrorOut},
-        401: {"model": ErrorOut},
-        404: {"model": ErrorOut},
-        410: {"model": ErrorOut},
-        413: {"model": ErrorOut},
-        415: {"model": ErrorOut},
-        422: {"model": ErrorOut},
-        503: {"model": ErrorOut},
-    },
+    responses=error_responses(400, 401, 404, 410, 413, 415, 422, 429, 503),
     summary="Upload one photo for an event",
     description=(
         "Send the image bytes as the request body (JPEG, PNG, HEIC/HEIF or WebP). The receipt is returned only "
@@ -64,9 +51,11 @@ async def upload_photo(
     request: Request,
     service: IngestServiceDep,
     settings: SettingsDep,
-    content_length: Annotated[int | None, Header()] = None,
     x_submission_token: Annotated[str | None, Header()] = None,
 ) -> ReceiptOut:
+    # Read from the request rather than declared: Content-Length is HTTP framing that uvicorn has validated.
+    declared = request.headers.get("content-length", "")
+    content_length = int(declared) if declared.isdigit() else None
     if content_length is not None and content_length > settings.max_upload_bytes:
         raise RejectedUpload(
             "too_large", f"the upload ({content_length} bytes) exceeds the limit of {settings.max_upload_bytes}", 413

@@ -25,6 +25,7 @@ from ingest_api.governance.audit import AuditRecord
 from ingest_api.governance.auth import Governance, GovernanceDep
 from ingest_api.governance.policy import Principal
 from ingest_api.governance.search_gate import govern_search
+from ingest_api.routes.errors import STAFF, error_responses
 from ingest_api.services.search import (
     SearchContext,
     SearchOutcome,
@@ -34,7 +35,8 @@ from ingest_api.services.search import (
     UnknownDetection,
 )
 
-router = APIRouter(prefix="/v1/search", tags=["investigator search"], dependencies=[Depends(govern_search)])
+router = APIRouter(prefix="/v1/search", tags=["investigator search"], dependencies=[Depends(govern_search)],
+                   responses=error_responses(*STAFF))
 MAX_IMAGE_BASE64 = 24 * 1024 * 1024  # ~18 MB of image
 
 
@@ -161,11 +163,6 @@ class SearchOut(BaseModel):
     hits: list[HitOut]
 
 
-class ErrorOut(BaseModel):
-    code: str
-    message: str
-
-
 SearchActor = Annotated[Principal, Depends(govern_search)]
 
 
@@ -210,7 +207,8 @@ def _out(outcome: SearchOutcome) -> SearchOut:
     )
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}}
+# Every search may name an unknown detection or meet an index that is not built yet.
+ERRORS = error_responses(404, 422, 503)
 
 
 @router.post("/faces", response_model=SearchOut, responses=ERRORS, summary="Faces like the ones in a photo or crop")

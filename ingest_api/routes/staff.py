@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from ingest_api.governance.auth import GovernanceDep, requires
 from ingest_api.governance.policy import Action, Principal, Role
+from ingest_api.routes.errors import STAFF, error_responses
 
-router = APIRouter(prefix="/v1/staff", tags=["staff administration"])
+router = APIRouter(prefix="/v1/staff", tags=["staff administration"], responses=error_responses(*STAFF))
 Admin = Annotated[Principal, Depends(requires(Action.MANAGE_USERS))]
 
 
@@ -47,25 +48,25 @@ async def list_staff(_: Admin, governance: GovernanceDep) -> list[StaffOut]:
     return [StaffOut.model_validate(view, from_attributes=True) for view in views]
 
 
-@router.post("", response_model=IssuedOut, status_code=201)
+@router.post("", response_model=IssuedOut, status_code=201, responses=error_responses(409))
 async def create_staff(body: StaffIn, admin: Admin, governance: GovernanceDep) -> IssuedOut:
     issued = await run_in_threadpool(governance.staff.create, actor=admin, username=body.username, role=body.role,
                                      password=body.password)
     return IssuedOut.model_validate(issued, from_attributes=True)
 
 
-@router.put("/{username}/role", status_code=204)
+@router.put("/{username}/role", status_code=204, responses=error_responses(404, 409))
 async def change_role(username: str, body: RoleIn, admin: Admin, governance: GovernanceDep) -> None:
     await run_in_threadpool(governance.staff.set_role, actor=admin, username=username, role=body.role)
 
 
-@router.post("/{username}/tokens", response_model=IssuedOut, status_code=201)
+@router.post("/{username}/tokens", response_model=IssuedOut, status_code=201, responses=error_responses(404))
 async def issue_token(username: str, admin: Admin, governance: GovernanceDep) -> IssuedOut:
     issued = await run_in_threadpool(governance.staff.issue_token, actor=admin, username=username)
     return IssuedOut.model_validate(issued, from_attributes=True)
 
 
-@router.delete("/{username}/tokens")
+@router.delete("/{username}/tokens", responses=error_responses(404))
 async def revoke_tokens(username: str, admin: Admin, governance: GovernanceDep) -> dict[str, int]:
     revoked = await run_in_threadpool(governance.staff.revoke_all, actor=admin, username=username)
     return {"revoked": revoked}

@@ -9,8 +9,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from ingest_api.deps import SubmissionsDep, limit_ip
+from ingest_api.routes.errors import error_responses
 
-router = APIRouter(prefix="/v1", tags=["submissions and receipts"], dependencies=[Depends(limit_ip)])
+router = APIRouter(prefix="/v1", tags=["submissions and receipts"], dependencies=[Depends(limit_ip)],
+                   responses=error_responses(404, 429))
 
 
 class SubmissionOut(BaseModel):
@@ -21,7 +23,8 @@ class SubmissionOut(BaseModel):
     upload_url: str
 
 
-@router.post("/events/{event_id}/submissions", status_code=201, response_model=SubmissionOut)
+@router.post("/events/{event_id}/submissions", status_code=201, response_model=SubmissionOut,
+             responses=error_responses(410))
 async def open_submission(event_id: str, request: Request, submissions: SubmissionsDep) -> SubmissionOut:
     """Open a submission; its token goes into each resumable upload's metadata and reads the receipt later."""
     opened = await run_in_threadpool(submissions.open, event_id=event_id)
@@ -40,7 +43,7 @@ async def read_receipt(token: str, submissions: SubmissionsDep) -> dict[str, Any
     return await run_in_threadpool(submissions.receipt, token=token)
 
 
-@router.delete("/receipts/{token}")
+@router.delete("/receipts/{token}", responses=error_responses(409, 410, 503))
 async def withdraw(token: str, submissions: SubmissionsDep) -> dict[str, Any]:
     """Withdraw the submission: its photos are deleted unless investigators placed a legal hold (409)."""
     return await run_in_threadpool(submissions.withdraw, token=token)

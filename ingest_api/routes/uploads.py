@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from starlette.requests import ClientDisconnect
 
 from ingest_api.deps import ResumableDep, SettingsDep, limit_ip
+from ingest_api.routes.errors import error_responses
 from ingest_api.services.resumable_store import UploadState
 from ingest_api.services.sniff import RejectedUpload
 from ingest_api.services.tus_protocol import (
@@ -28,7 +29,12 @@ from ingest_api.services.tus_protocol import (
     parse_non_negative,
 )
 
-router = APIRouter(prefix="/v1/uploads", tags=["resumable uploads (tus)"], dependencies=[Depends(limit_ip)])
+router = APIRouter(prefix="/v1/uploads", tags=["resumable uploads (tus)"], dependencies=[Depends(limit_ip)],
+                   responses=error_responses(429))
+# Any tus request may be malformed, speak another protocol version, or meet an unavailable store.
+TUS_ERRORS = (400, 412, 503)
+# A request that carries bytes may also complete the upload, and then meets every check an upload gets.
+RECEIVING_ERRORS = (*TUS_ERRORS, 401, 404, 409, 410, 413, 415, 422, 423, 460)
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
 
@@ -58,8 +64,8 @@ def _expires(state: UploadState) -> dict[str, str]:
     return {} if state.finished else {"Upload-Expires": http_date(state.expires)}
 
 
-@router.options("")
-@router.options("/{upload_id}")
+@router.options("", status_code=204)
+@router.options("/{upload_id}", status_code=204)
 async def capabilities(settings: SettingsDep) -> Response:
     return Response(
         status_code=204,
@@ -73,18 +79,20 @@ async def capabilities(settings: SettingsDep) -> Response:
     )
 
 
-@router.post("", status_code=201, dependencies=[TusDep])
+@router.post("", status_code=201, dependencies=[TusDep], responses=error_responses(*RECEIVING_ERRORS))
 async def create_upload(
     request: Request,
     uploads: ResumableDep,
     upload_length: Annotated[str | None, Header()] = None,
     upload_metadata: Annotated[str | None, Header()] = None,
     content_type: Annotated[str | None, Header()] = None,
-    content_length: Annotated[str | None, Header()] = None,
     upload_checksum: Annotated[str | None, Header()] = None,
 ) -> Response:
     length = parse_non_negative("Upload-Length", upload_length)
     state = uploads.create(length=length, metadata=parse_metadata(upload_metadata))
+    # Content-Length is read from the request, not declared as a parameter: it is the HTTP server's framing
+    # (uvicorn refuses a malformed one before the app sees it), not part of the API's contract.
+    content_length = request.headers.get("content-length")
     if content_type == OFFSET_CONTENT_TYPE and content_length not in (None, "0"):
         state = await uploads.receive(
             state.id,
@@ -97,7 +105,7 @@ async def create_upload(
     return Response(status_code=201, headers=_headers(state, Location=location, **_expires(state)))
 
 
-@router.head("/{upload_id}", dependencies=[TusDep])
+@router.head("/{upload_id}", dependencies=[TusDep], responses=error_responses(*TUS_ERRORS, 404, 410))
 async def upload_offset(upload_id: str, uploads: ResumableDep) -> Response:
     state = uploads.status(upload_id)
     if state.error is not None:
@@ -106,16 +114,16 @@ async def upload_offset(upload_id: str, uploads: ResumableDep) -> Response:
     return Response(status_code=200, headers=headers)
 
 
-@router.patch("/{upload_id}", dependencies=[TusDep])
+@router.patch("/{upload_id}", status_code=204, dependencies=[TusDep], responses=error_responses(*RECEIVING_ERRORS))
 async def append(
     upload_id: str,
     request: Request,
     uploads: ResumableDep,
     upload_offset: Annotated[str | None, Header()] = None,
     content_type: Annotated[str | None, Header()] = None,
-    content_length: Annotated[str | None, Header()] = None,
     upload_checksum: Annotated[str | None, Header()] = None,
 ) -> Response:
+    content_length = request.headers.get("content-length")
     if content_type != OFFSET_CONTENT_TYPE:
         raise RejectedUpload("bad_content_type", f"PATCH bodies must be {OFFSET_CONTENT_TYPE}", 415)
     state = await uploads.receive(
@@ -128,13 +136,14 @@ async def append(
     return Response(status_code=204, headers=_headers(state, **_expires(state)))
 
 
-@router.delete("/{upload_id}", status_code=204, dependencies=[TusDep])
+@router.delete("/{upload_id}", status_code=204, dependencies=[TusDep],
+               responses=error_responses(*TUS_ERRORS, 404, 410))
 async def terminate(upload_id: str, uploads: ResumableDep) -> Response:
     uploads.terminate(upload_id)
     return Response(status_code=204, headers={"Tus-Resumable": TUS_VERSION})
 
 
-@router.get("/{upload_id}", name="upload_status")
+@router.get("/{upload_id}", name="upload_status", responses=error_responses(404, 410))
 async def upload_status(upload_id: str, uploads: ResumableDep) -> dict[str, Any]:
     state = uploads.status(upload_id)
     phase = "stored" if state.receipt else "refused" if state.error else "receiving"
