@@ -38,6 +38,8 @@ class DecodedImage:
     format: str
     width: int
     height: int
+    # Set when the pixels decoded but the EXIF orientation could not be read: the image is then as stored.
+    orientation_problem: str | None = None
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -123,15 +125,25 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     """
     image = open_image(data, max_pixels=max_pixels)
     source_format = str(image.format)
+    orientation_problem = None
     try:
-        image.load()
-        upright = ImageOps.exif_transpose(image)
+        try:
+            image.load()
+        except _DECODER_ERRORS as exc:
+            raise UnreadableImage("corrupt", f"pixels undecodable: {type(exc).__name__}: {exc}") from exc
+        try:
+            upright: Image.Image = ImageOps.exif_transpose(image)
+        except _DECODER_ERRORS as exc:
+            # Broken EXIF must never cost us a photo whose pixels are intact: keep it as stored, and say so.
+            upright = image
+            orientation_problem = f"orientation not applied, EXIF unreadable: {type(exc).__name__}: {exc}"
         if upright.mode == "P":
             # Straight P -> RGB warns about palette transparency; going through RGBA does not.
             upright = upright.convert("RGBA")
         rgb = upright.convert("RGB")
     except _DECODER_ERRORS as exc:
-        raise UnreadableImage("corrupt", f"pixels undecodable: {type(exc).__name__}: {exc}") from exc
+        raise UnreadableImage("corrupt", f"pixels unconvertible: {type(exc).__name__}: {exc}") from exc
     finally:
         image.close()
-    return DecodedImage(image=rgb, format=source_format, width=rgb.width, height=rgb.height)
+    return DecodedImage(image=rgb, format=source_format, width=rgb.width, height=rgb.height,
+                        orientation_problem=orientation_problem)

@@ -98,6 +98,6 @@ def extract_photo_facts(
         lens=facts.lens,
         software=facts.software,
         phash=phash_hex(decoded.image),
-        exif_problems=facts.problems,
+        exif_problems=(*facts.problems, *filter(None, [decoded.orientation_problem])),
     )
     return record, make_thumbnail(decoded.image, max_side=thumbnail_max_side)

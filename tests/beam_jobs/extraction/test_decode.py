@@ -66,6 +66,20 @@ def test_orientation_rotates_pixels_not_just_size(shared_data: Path) -> None:
     assert decoded.image.tobytes() == expected.tobytes()
 
 
+def test_photo_with_unreadable_exif_keeps_its_pixels_and_says_orientation_was_not_applied(shared_data: Path) -> None:
+    # Found by fuzzing: the Exif item's TIFF-header offset (4 bytes at 3319) moved from 6 to 7. The pixels are
+    # intact; only the EXIF, and so the orientation, is unreadable. The photo must not be lost over it.
+    original = (shared_data / "exif/iphone_11_pro_IMG_2927_original_nogps.HEIC").read_bytes()
+    assert original[3319:3323] == struct.pack(">I", 6)
+    damaged = original[:3319] + struct.pack(">I", 7) + original[3323:]
+    decoded = decode_image(damaged, max_pixels=MAX_PIXELS)
+    intact = decode_image(original, max_pixels=MAX_PIXELS)
+    assert decoded.orientation_problem is not None and "orientation not applied" in decoded.orientation_problem
+    assert intact.orientation_problem is None
+    # This photo needs no rotation (orientation 1), so both decodes are the same pixels.
+    assert decoded.image.tobytes() == intact.image.tobytes()
+
+
 def test_png_header_claiming_30000_squared_is_refused_before_decoding() -> None:
     with pytest.raises(UnreadableImage) as caught:
         decode_image(_png_header(30_000, 30_000), max_pixels=MAX_PIXELS)

@@ -82,3 +82,12 @@ def test_oversized_photo_is_rejected(shared_data: Path) -> None:
     with pytest.raises(RejectedPhoto) as caught:
         _extract((shared_data / "exif/gaia_nikon_p6000_DSCN0010.jpg").read_bytes(), max_pixels=10_000)
     assert caught.value.reason == "too_many_pixels"
+
+
+def test_photo_with_unreadable_exif_is_kept_and_the_problem_recorded(shared_data: Path) -> None:
+    original = (shared_data / "exif/iphone_11_pro_IMG_2927_original_nogps.HEIC").read_bytes()
+    damaged = original[:3319] + (7).to_bytes(4, "big") + original[3323:]  # the Exif TIFF-header offset, was 6
+    facts, thumb = _extract(damaged)
+    assert (facts.width, facts.height) == (3024, 4032)
+    assert any("orientation not applied" in problem for problem in facts.exif_problems)
+    assert Image.open(BytesIO(thumb)).size[1] > 0
