@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ingest_api.db.repository import hash_token
 from ingest_api.services.ingest import IngestService
 from ingest_api.services.limits import AbuseGuard
 from ingest_api.services.metrics import UploadMetrics
@@ -53,6 +54,15 @@ def get_metrics(request: Request) -> UploadMetrics:
 def limit_ip(request: Request) -> None:
     """Router-level dependency: count the request against its client address."""
     get_guard(request).hit_ip(request.client.host if request.client else "unknown")
+
+
+def limit_receipt_token(request: Request, token: str) -> None:
+    """Dependency of the `/v1/receipts/{token}/...` routes: count the request against its submission token.
+
+    Per address alone, someone holding a leaked token behind many addresses could rewrite the contact details or
+    poll the receipt without bound; uploads already count against the token the same way.
+    """
+    get_guard(request).hit_token(hash_token(token))
 
 
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]

@@ -11,13 +11,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ingest_api.deps import limit_ip
+from ingest_api.deps import limit_ip, limit_receipt_token
 from ingest_api.governance.auth import requires
 from ingest_api.governance.policy import Action, Principal
 from ingest_api.routes.errors import STAFF, error_responses
 from ingest_api.services.contacts import ContactDetails, ContactService
 
-witness_router = APIRouter(prefix="/v1/receipts", tags=["submissions and receipts"], dependencies=[Depends(limit_ip)],
+witness_router = APIRouter(prefix="/v1/receipts", tags=["submissions and receipts"],
+                           dependencies=[Depends(limit_ip), Depends(limit_receipt_token)],
                            responses=error_responses(404, 410, 429))
 staff_router = APIRouter(prefix="/v1/cases", tags=["cases and staff events"], responses=error_responses(*STAFF, 404))
 Supervisor = Annotated[Principal, Depends(requires(Action.VIEW_WITNESS_CONTACT))]

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ingest_api.db import repository
-from ingest_api.deps import IngestServiceDep, PositionsDep, SettingsDep, limit_ip
+from ingest_api.deps import IngestServiceDep, PositionsDep, SettingsDep, limit_ip, limit_receipt_token
 from ingest_api.routes.errors import error_responses
 from ingest_api.services.links import MEDIA_TYPES, QrFormat, qr_code, upload_link
 from ingest_api.services.positions import PositionSource
@@ -72,7 +72,8 @@ async def event_qr(event_id: str, kind: QrFormat, ingest: IngestServiceDep, sett
     return Response(body, media_type=MEDIA_TYPES[kind])
 
 
-@router.post("/receipts/{token}/positions", status_code=201, responses=error_responses(410, 422))
+@router.post("/receipts/{token}/positions", status_code=201, dependencies=[Depends(limit_receipt_token)],
+             responses=error_responses(410, 422))
 async def add_position(token: str, position: PositionIn, positions: PositionsDep) -> dict[str, int]:
     position_id = await run_in_threadpool(
         positions.record,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from ingest_api.deps import SubmissionsDep, limit_ip
+from ingest_api.deps import SubmissionsDep, limit_ip, limit_receipt_token
 from ingest_api.routes.errors import error_responses
 
 router = APIRouter(prefix="/v1", tags=["submissions and receipts"], dependencies=[Depends(limit_ip)],
@@ -37,13 +37,14 @@ async def open_submission(event_id: str, request: Request, submissions: Submissi
     )
 
 
-@router.get("/receipts/{token}", name="read_receipt")
+@router.get("/receipts/{token}", name="read_receipt", dependencies=[Depends(limit_receipt_token)])
 async def read_receipt(token: str, submissions: SubmissionsDep) -> dict[str, Any]:
     """The signed receipt: every file with its SHA-256, size, time and status (stored / withdrawn)."""
     return await run_in_threadpool(submissions.receipt, token=token)
 
 
-@router.delete("/receipts/{token}", responses=error_responses(409, 410, 503))
+@router.delete("/receipts/{token}", dependencies=[Depends(limit_receipt_token)],
+                responses=error_responses(409, 410, 503))
 async def withdraw(token: str, submissions: SubmissionsDep) -> dict[str, Any]:
     """Withdraw the submission: its photos are deleted unless investigators placed a legal hold (409)."""
     return await run_in_threadpool(submissions.withdraw, token=token)

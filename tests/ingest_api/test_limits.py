@@ -69,6 +69,20 @@ def test_files_per_submission_and_requests_per_token_are_limited(tight_api: Runn
     assert limited.headers["Retry-After"]
 
 
+def test_receipt_routes_count_against_the_submission_token(tight_api: RunningApi) -> None:
+    token = open_submission(tight_api)["submission_token"]
+    contact = {"name": "A. Witness", "consent": True}
+    statuses = [httpx.put(f"{tight_api.base_url}/v1/receipts/{token}/contact", json=contact).status_code
+                for _ in range(8)]
+    assert statuses == [204] * 8
+    for limited in (httpx.put(f"{tight_api.base_url}/v1/receipts/{token}/contact", json=contact),
+                    httpx.get(f"{tight_api.base_url}/v1/receipts/{token}")):
+        _refused(limited, 429, "rate_limited")
+    # Another submission's token has its own budget.
+    other = open_submission(tight_api)["submission_token"]
+    assert httpx.get(f"{tight_api.base_url}/v1/receipts/{other}").status_code == 200
+
+
 def test_requests_per_address_are_limited(tight_api: RunningApi) -> None:
     statuses = [httpx.head(f"{tight_api.base_url}/v1/uploads/{'x' * 32}", headers=TUS).status_code for _ in range(45)]
     assert 404 in statuses and statuses[-1] == 429
