@@ -35,7 +35,7 @@ from ingest_api.routes import search as search_routes
 from ingest_api.services.contacts import ContactCipher, ContactService
 from ingest_api.services.ingest import IngestService, StorageUnavailable
 from ingest_api.services.limits import AbuseGuard
-from ingest_api.services.metrics import UploadMetrics
+from ingest_api.services.metrics import UploadMetrics, metrics_reader
 from ingest_api.services.positions import PositionService
 from ingest_api.services.resumable import ResumableUploads
 from ingest_api.services.resumable_store import ResumableStore, UnknownUpload
@@ -179,6 +179,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics(request: Request) -> Response:
+        if not metrics_reader(settings.metrics_token, request.headers.get("authorization")):
+            message = "send `Authorization: Bearer <metrics token>`"
+            return JSONResponse({"code": "not_authenticated", "message": message}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
         return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app

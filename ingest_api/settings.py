@@ -78,6 +78,9 @@ class ApiSettings(BaseSettings):
         default="", description="map tiles for connected deployments, `https://.../{z}/{x}/{y}.png`; empty: none"
     )
     console_tile_attribution: str = ""
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token Prometheus sends to read /metrics; unset: /metrics is open (local)"
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secrets_outside_local(self) -> ApiSettings:
@@ -89,6 +92,9 @@ class ApiSettings(BaseSettings):
             raise ValueError("WITNESS_RECEIPT_KEY is still the local default; set a real signing key for production")
         if self.mode != "local" and self.contact_key.get_secret_value() == LOCAL_CONTACT_KEY:
             raise ValueError("WITNESS_CONTACT_KEY is still the local default; set a real encryption key for production")
+        if self.mode != "local" and self.metrics_token is None:
+            # Upload and failure counters tell an outsider how an appeal is going; only the scraper reads them.
+            raise ValueError("WITNESS_METRICS_TOKEN must be set outside local mode (Prometheus sends it as a bearer)")
         return self
 
     @field_validator("contact_key")

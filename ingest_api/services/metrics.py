@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import SecretStr
+
+
+def metrics_reader(token: SecretStr | None, authorization: str | None) -> bool:
+    """Whether a request with this `Authorization` header may read the metrics (always, when no token is set)."""
+    if token is None:
+        return True
+    scheme, _, presented = (authorization or "").partition(" ")
+    # Constant-time comparison: the token is a secret compared with attacker-chosen input.
+    expected = token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected)
 
 
 @dataclass

@@ -16,6 +16,7 @@ SECRETS = {
     "WITNESS_S3_SECRET": "a-real-secret",
     "WITNESS_RECEIPT_KEY": "a-real-receipt-key",
     "WITNESS_CONTACT_KEY": "cmVhbC1jb250YWN0LWtleS0zMi1ieXRlcy1sb25nLi4=",
+    "WITNESS_METRICS_TOKEN": "a-scraper-token",
     "POSTGRES_PASSWORD": "pg-secret",
     "PATH": "/usr/bin:/bin",
 }

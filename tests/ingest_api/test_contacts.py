@@ -207,7 +207,7 @@ def test_a_ciphertext_opens_only_with_its_key_and_on_its_own_row() -> None:
 
 def test_settings_refuse_the_default_key_outside_local_mode_and_malformed_keys() -> None:
     production = {"mode": "production", "database_url": "postgresql+psycopg://db/witness",
-                  "s3": {"secret_key": "real"}, "receipt_key": "a-real-receipt-key"}
+                  "s3": {"secret_key": "real"}, "receipt_key": "a-real-receipt-key", "metrics_token": "scraper"}
     with pytest.raises(ValidationError, match="WITNESS_CONTACT_KEY is still the local default"):
         ApiSettings.from_mapping(production)
     real = base64.urlsafe_b64encode(bytes(range(100, 132))).decode()

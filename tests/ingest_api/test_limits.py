@@ -20,11 +20,13 @@ LIMITS = {
     "max_bytes_per_submission": 500_000,
     "max_open_uploads_per_submission": 2,
 }
+METRICS_TOKEN = "scraper-token-for-tests"
 
 
 @pytest.fixture(scope="module")
 def tight_api(s3_settings: S3Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
-    settings = api_settings(s3_settings, tmp_path_factory.mktemp("tight-api"), max_upload_bytes=400_000, limits=LIMITS)
+    settings = api_settings(s3_settings, tmp_path_factory.mktemp("tight-api"), max_upload_bytes=400_000, limits=LIMITS,
+                            metrics_token=METRICS_TOKEN)
     with running_api(settings, create_test_event(settings)) as api:
         yield api
 
@@ -90,8 +92,17 @@ def test_requests_per_address_are_limited(tight_api: RunningApi) -> None:
     _refused(response, 429, "rate_limited")
 
 
+def test_metrics_need_the_scraper_token_when_one_is_set(tight_api: RunningApi) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {METRICS_TOKEN}"}):
+        refused = httpx.get(f"{tight_api.base_url}/metrics", headers=headers)
+        assert refused.status_code == 401 and refused.json()["code"] == "not_authenticated"
+        assert "witness_upload" not in refused.text
+
+
 def test_metrics_count_bytes_files_and_failures(tight_api: RunningApi) -> None:
-    text = httpx.get(f"{tight_api.base_url}/metrics").text
+    response = httpx.get(f"{tight_api.base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200
+    text = response.text
     assert "witness_upload_bytes_received_total" in text and "witness_upload_files_accepted_total" in text
     assert 'witness_upload_failures_total{reason="too_large"}' in text
     assert "witness_upload_ingest_seconds_count" in text

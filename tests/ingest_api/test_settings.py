@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from pydantic import ValidationError
 
@@ -53,3 +55,11 @@ def test_the_console_map_uses_tiles_only_when_configured() -> None:
     assert console_config(ApiSettings.from_mapping({})).tile_url == ""
     url = "https://tiles.example/{z}/{x}/{y}.png"
     assert console_config(ApiSettings.from_mapping({"console_tile_url": url})).tile_url == url
+
+
+def test_production_requires_a_metrics_token() -> None:
+    production = {"mode": "production", "database_url": "postgresql+psycopg://db/witness", "s3": {"secret_key": "real"},
+                  "receipt_key": "a-real-receipt-key", "contact_key": base64.urlsafe_b64encode(bytes(32)).decode()}
+    with pytest.raises(ValidationError, match="WITNESS_METRICS_TOKEN must be set"):
+        ApiSettings.from_mapping(production)
+    assert ApiSettings.from_mapping({**production, "metrics_token": "scraper"}).metrics_token is not None
