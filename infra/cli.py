@@ -269,18 +269,24 @@ def export_case(
     case_id: Annotated[str, typer.Argument(help="the case id (GET /v1/cases)")],
     out: Annotated[Path | None, typer.Option(help="zip to write (default: state dir/exports/case-ID.zip)")] = None,
 ) -> None:
-    """Write the court bundle of a case: originals, SHA-256 manifest, manifests, audit entries, searches, models."""
+    """Write the court bundle of a case: originals, SHA-256 manifest, manifests, signed receipts, audit entries,
+    searches, models; faces and plates blurred in the viewing copies except the case's subjects."""
     from infra.storage.client import build_client
     from ingest_api.governance.audit_store import AuditLog
     from ingest_api.governance.bundle import CaseBundler
     from ingest_api.governance.staff import GovernanceNotFound
+    from ingest_api.services.submissions import SubmissionService
 
     settings = _settings()
     engine = build_engine(settings.effective_database_url)
     target = out or settings.state_dir / "exports" / f"case-{case_id}.zip"
     try:
-        bundler = CaseBundler(client=build_client(settings.s3), buckets=settings.s3.buckets,
-                              sessions=session_factory(engine), audit=AuditLog(engine), max_pixels=settings.max_pixels)
+        client, sessions = build_client(settings.s3), session_factory(engine)
+        receipts = SubmissionService(client=client, buckets=settings.s3.buckets, sessions=sessions,
+                                     receipt_key=settings.receipt_key.get_secret_value().encode(),
+                                     receipt_key_id=settings.receipt_key_id)
+        bundler = CaseBundler(client=client, buckets=settings.s3.buckets, sessions=sessions, audit=AuditLog(engine),
+                              max_pixels=settings.max_pixels, receipt_of=receipts.receipt_of)
         summary = bundler.write(case_id=case_id, actor=_operator(), role="operator", out=target)
     except GovernanceNotFound as error:
         raise typer.BadParameter(str(error)) from error

@@ -51,6 +51,7 @@ class Action(StrEnum):
     VIEW_CASE = "view_case"  # a case's details and linked events (investigators: their cases only)
     CREATE_EVENT = "create_event"  # open an appeal for witnesses, linked to a case (investigators: their cases)
     OWN_SESSION = "own_session"  # who am I, log out: any authenticated staff member
+    MARK_SUBJECT = "mark_subject"  # name detections as the case's subject: left unblurred in its court bundle
 
 
 _I, _S, _AU, _AD = Role.INVESTIGATOR, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN
@@ -72,10 +73,11 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.VIEW_CASE: frozenset({_I, _S}),
     Action.CREATE_EVENT: frozenset({_I, _S}),
     Action.OWN_SESSION: frozenset({_I, _S, _AU, _AD}),
+    Action.MARK_SUBJECT: frozenset({_I, _S}),
 }
 # Actions touching a case's photos are further limited to the cases a principal may access.
 CASE_SCOPED: frozenset[Action] = frozenset(
-    {Action.SEARCH, Action.VIEW_PHOTO, Action.EXPORT_CASE, Action.VIEW_CASE, Action.CREATE_EVENT}
+    {Action.SEARCH, Action.VIEW_PHOTO, Action.EXPORT_CASE, Action.VIEW_CASE, Action.CREATE_EVENT, Action.MARK_SUBJECT}
 )
 
 

@@ -1,5 +1,6 @@
 """Governance tables on the metadata store's `Base`: staff, their tokens, cases, assignments, event links,
-legal holds and erasures. Created by migration 0003 (with the audit table, which keeps its own `MetaData`)."""
+legal holds and erasures (migration 0003, with the audit table, which keeps its own `MetaData`), fence approvals
+(0005) and case subjects (0006)."""
 
 from __future__ import annotations
 
@@ -104,3 +105,22 @@ class EventErasure(Base):
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
     erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     summary: Mapped[str] = mapped_column(Text)
+
+
+class CaseSubject(Base):
+    """A detection an investigator named as the case's subject: its court bundle leaves it unblurred.
+
+    `kind`, `photo_id` and `photo_sha256` are copied from the catalog when marked, so the list stays readable
+    (and the bundle knows which photo to spare) without reading the catalog again.
+    """
+
+    __tablename__ = "case_subjects"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    detection_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # face, vehicle or plate
+    photo_id: Mapped[str] = mapped_column(String(200))
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    marked_by: Mapped[str] = mapped_column(String(100))
+    marked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

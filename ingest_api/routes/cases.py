@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -15,6 +15,7 @@ from ingest_api.governance.auth import GovernanceDep, requires
 from ingest_api.governance.cases import CaseView, EventView
 from ingest_api.governance.policy import Action, Principal
 from ingest_api.governance.staff import GovernanceConflict
+from ingest_api.governance.subjects import CaseSubjects, SubjectView
 from ingest_api.routes.errors import STAFF, error_responses
 from ingest_api.services.links import upload_link
 
@@ -26,6 +27,7 @@ CreateEvent = Annotated[Principal, Depends(requires(Action.CREATE_EVENT))]
 LegalHoldStaff = Annotated[Principal, Depends(requires(Action.PLACE_LEGAL_HOLD))]
 RetentionStaff = Annotated[Principal, Depends(requires(Action.SET_RETENTION))]
 ApproveFence = Annotated[Principal, Depends(requires(Action.APPROVE_FENCE))]
+MarkSubject = Annotated[Principal, Depends(requires(Action.MARK_SUBJECT))]
 
 
 class FenceApprovalIn(BaseModel):
@@ -189,3 +191,54 @@ async def approve_fence(case_id: str, body: FenceApprovalIn, staff: ApproveFence
         governance.approvals.grant, actor=staff, case_id=case_id, max_radius_m=body.max_radius_m,
         max_window_s=body.max_window_s, reason=body.reason, valid_for=timedelta(hours=body.valid_hours))
     return FenceApprovalOut.model_validate(view, from_attributes=True)
+
+
+class SubjectIn(BaseModel):
+    note: str | None = Field(default=None, max_length=500, description="why this is the case's subject")
+
+
+class SubjectOut(BaseModel):
+    detection_id: str
+    kind: str = Field(description="face, vehicle or plate; a subject vehicle's plate stays readable too")
+    photo_id: str
+    photo_sha256: str
+    note: str | None
+    marked_by: str
+    marked_at: datetime
+
+
+def case_subjects(request: Request, governance: GovernanceDep, settings: SettingsDep) -> CaseSubjects:
+    return CaseSubjects(sessions=governance.cases.sessions, audit=governance.audit,
+                        client=request.app.state.s3_client, catalog_bucket=settings.s3.buckets.catalog)
+
+
+SubjectsDep = Annotated[CaseSubjects, Depends(case_subjects)]
+
+
+def _subjects(views: list[SubjectView]) -> list[SubjectOut]:
+    return [SubjectOut.model_validate(view, from_attributes=True) for view in views]
+
+
+@router.get("/cases/{case_id}/subjects", response_model=list[SubjectOut], responses=error_responses(404))
+async def list_subjects(case_id: str, staff: ViewCase, subjects: SubjectsDep) -> list[SubjectOut]:
+    """The detections named as this case's subject: its court bundle leaves them unblurred."""
+    return _subjects(await run_in_threadpool(subjects.listed, actor=staff, case_id=case_id))
+
+
+@router.put("/cases/{case_id}/subjects/{detection_id}", response_model=SubjectOut,
+            responses=error_responses(404, 409, 503))
+async def mark_subject(case_id: str, detection_id: str, staff: MarkSubject, subjects: SubjectsDep,
+                       body: SubjectIn | None = None) -> SubjectOut:
+    """Name a face, vehicle or plate detection (from search results) of one of the case's photos as its subject."""
+    view = await run_in_threadpool(subjects.mark, actor=staff, case_id=case_id, detection_id=detection_id,
+                                   note=body.note if body else None)
+    return SubjectOut.model_validate(view, from_attributes=True)
+
+
+@router.delete("/cases/{case_id}/subjects/{detection_id}", response_model=list[SubjectOut],
+               responses=error_responses(404))
+async def unmark_subject(case_id: str, detection_id: str, staff: MarkSubject, subjects: SubjectsDep
+                         ) -> list[SubjectOut]:
+    """Stop treating a detection as the case's subject; returns the remaining subjects."""
+    return _subjects(await run_in_threadpool(subjects.unmark, actor=staff, case_id=case_id,
+                                             detection_id=detection_id))

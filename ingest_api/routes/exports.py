@@ -25,7 +25,8 @@ async def export_case(case_id: str, staff: Exporter, request: Request, settings:
     require_case(staff, Action.EXPORT_CASE, case_id)
     bundler = CaseBundler(client=request.app.state.s3_client, buckets=settings.s3.buckets,
                           sessions=request.app.state.governance.cases.sessions,
-                          audit=request.app.state.governance.audit, max_pixels=settings.max_pixels)
+                          audit=request.app.state.governance.audit, max_pixels=settings.max_pixels,
+                          receipt_of=request.app.state.submissions.receipt_of)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     out = settings.state_dir / "exports" / f"case-{case_id}-{stamp}.zip"
     summary = await run_in_threadpool(bundler.write, case_id=case_id, actor=staff.user_id, role=staff.role.value,

@@ -29,3 +29,9 @@ def verify(document: dict[str, Any], *, key: bytes) -> bool:
         return False
     expected = hmac.new(key, canonical(document), hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, str(signature.get("value", "")))
+
+
+def render(document: dict[str, Any]) -> bytes:
+    """A receipt's bytes as the API sends them (compact JSON in document order, UTF-8: Starlette's JSONResponse
+    rendering); the court bundle stores these, so they compare equal to what the witness downloaded."""
+    return json.dumps(document, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()

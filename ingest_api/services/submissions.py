@@ -29,10 +29,12 @@ from ingest_api.services.sniff import RejectedUpload
 _NO_HOLD_CODES = frozenset({"NoSuchObjectLegalHold", "NoSuchObjectLockConfiguration"})
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives back naive UTC
+
+
 def _utc(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    return None if moment is None else _aware(moment).isoformat()
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,22 @@ class SubmissionService:
             submission = self._submission(session, token)
             return self._signed_receipt(session, submission)
 
+    def receipt_of(self, submission_id: str) -> dict[str, Any]:
+        """The receipt of a submission named by id (staff side: the court bundle), the one its witness gets."""
+        with self.sessions() as session:
+            submission = session.get(Submission, submission_id)
+            if submission is None:
+                raise RejectedUpload("unknown_submission", f"no submission {submission_id!r}", 404)
+            return self._signed_receipt(session, submission)
+
     def _signed_receipt(self, session: Session, submission: Submission) -> dict[str, Any]:
+        """A pure function of what is recorded: asked twice without a change in between, the same bytes come back,
+        so the court bundle can carry exactly the receipt the witness holds (`as_of`: the latest recorded change)."""
         event = repository.get_event(session=session, event_id=submission.event_id)
+        uploads = repository.uploads_of_submission(session=session, submission_id=submission.id)
+        positions = repository.positions_of_submission(session=session, submission_id=submission.id)
+        changes = [submission.created_at, submission.withdrawn_at, *(u.received_at for u in uploads),
+                   *(u.withdrawn_at for u in uploads), *(p.consented_at for p in positions)]
         files = [
             {
                 "sha256": upload.sha256,
@@ -83,16 +99,16 @@ class SubmissionService:
                 "filename": upload.client_filename,
                 "status": "withdrawn" if upload.withdrawn_at else "stored",
             }
-            for upload in repository.uploads_of_submission(session=session, submission_id=submission.id)
+            for upload in uploads
         ]
         document = {
-            "receipt_version": 1,
+            "receipt_version": 2,
             "event_id": submission.event_id,
             "event_name": event.name if event else None,
             "submission_id": submission.id,
             "opened_at": _utc(submission.created_at),
             "withdrawn_at": _utc(submission.withdrawn_at),
-            "issued_at": datetime.now(UTC).isoformat(),
+            "as_of": _utc(max(_aware(moment) for moment in changes if moment is not None)),
             "files": files,
             "positions": [
                 {
@@ -102,7 +118,7 @@ class SubmissionService:
                     "accuracy_m": position.accuracy_m,
                     "captured_at": _utc(position.captured_at),
                 }
-                for position in repository.positions_of_submission(session=session, submission_id=submission.id)
+                for position in positions
             ],
         }
         return receipts.sign(document, key=self.receipt_key, key_id=self.receipt_key_id)

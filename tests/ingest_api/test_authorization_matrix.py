@@ -33,7 +33,7 @@ ROUTES: dict[tuple[str, str], str] = {
     # witness side and operations: anonymous by design (witnesses hold only submission tokens)
     ("GET", "/openapi.json"): PUBLIC, ("GET", "/docs"): PUBLIC, ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC, ("GET", "/healthz"): PUBLIC,
-    ("GET", "/metrics"): PUBLIC,  # counters only; production exposes it on the internal network
+    ("GET", "/metrics"): PUBLIC,  # counters only; outside local mode it needs WITNESS_METRICS_TOKEN (not a role)
     ("POST", "/v1/events/{event_id}/photos"): PUBLIC, ("OPTIONS", "/v1/uploads/{upload_id}"): PUBLIC,
     ("OPTIONS", "/v1/uploads"): PUBLIC, ("POST", "/v1/uploads"): PUBLIC, ("HEAD", "/v1/uploads/{upload_id}"): PUBLIC,
     ("PATCH", "/v1/uploads/{upload_id}"): PUBLIC, ("DELETE", "/v1/uploads/{upload_id}"): PUBLIC,
@@ -64,6 +64,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/v1/events/{event_id}/retention"): A.SET_RETENTION,
     ("GET", "/v1/audit"): A.READ_AUDIT, ("GET", "/v1/audit/verify"): A.VERIFY_INTEGRITY,
     ("GET", "/v1/cases/{case_id}/export"): A.EXPORT_CASE,
+    ("GET", "/v1/cases/{case_id}/subjects"): A.VIEW_CASE,
+    ("PUT", "/v1/cases/{case_id}/subjects/{detection_id}"): A.MARK_SUBJECT,
+    ("DELETE", "/v1/cases/{case_id}/subjects/{detection_id}"): A.MARK_SUBJECT,
     ("POST", "/v1/search/faces"): A.SEARCH, ("POST", "/v1/search/vehicles"): A.SEARCH,
     ("POST", "/v1/search/vehicles/attributes"): A.SEARCH, ("POST", "/v1/search/plates"): A.SEARCH,
     ("POST", "/v1/search/similar"): A.SEARCH, ("GET", "/v1/search/indexes"): A.SEARCH,
@@ -126,7 +129,8 @@ def governed(api: RunningApi) -> Iterator[Governed]:
 
 def _url(api: RunningApi, governed: Governed, path: str) -> str:
     values = {"event_id": governed.event_id, "case_id": governed.case_id, "username": "nobody-here",
-              "token": "no-such-token", "upload_id": "no-such-upload", "kind": "svg", "name": "upload.js"}
+              "token": "no-such-token", "upload_id": "no-such-upload", "kind": "svg", "name": "upload.js",
+              "detection_id": "no-such-detection"}
     return api.base_url + path.format(**values)
 
 
@@ -136,8 +140,17 @@ def _call(method: str, url: str, token: str | None) -> httpx.Response:
     return httpx.request(method, url, headers=headers, timeout=60, **body)
 
 
+@pytest.fixture(scope="module")
+def declared_statuses(api: RunningApi) -> dict[tuple[str, str], set[int]]:
+    """Status codes each operation of the served OpenAPI schema declares."""
+    paths = httpx.get(f"{api.base_url}/openapi.json", timeout=30).json()["paths"]
+    return {(method.upper(), path): {int(status) for status in operation["responses"]}
+            for path, operations in paths.items() for method, operation in operations.items()}
+
+
 @pytest.mark.parametrize(("method", "path"), sorted(ROUTES), ids=lambda v: str(v))
-def test_route_by_role(api: RunningApi, governed: Governed, method: str, path: str) -> None:
+def test_route_by_role(api: RunningApi, governed: Governed, declared_statuses: dict[tuple[str, str], set[int]],
+                       method: str, path: str) -> None:
     expected = ROUTES[(method, path)]
     for role in ROLES:
         token = None
@@ -147,6 +160,8 @@ def test_route_by_role(api: RunningApi, governed: Governed, method: str, path: s
                      if (method, path) == ("DELETE", "/v1/auth/token") else governed.tokens[role])
         status = _call(method, _url(api, governed, path), token).status_code
         where = f"{method} {path} as {role.value if role else 'anonymous'}: {status}"
+        if (method, path) in declared_statuses:  # clients generated from the schema must be able to expect it
+            assert status in declared_statuses[(method, path)], f"{where} is not declared in the OpenAPI schema"
         if expected == PUBLIC:
             assert status not in (401, 403) and status < 500, where
         elif role is None:
@@ -159,7 +174,10 @@ def test_route_by_role(api: RunningApi, governed: Governed, method: str, path: s
 
 def test_investigator_outside_the_case_is_refused(api: RunningApi, governed: Governed) -> None:
     outsider = governed.staff.create(actor=SYSTEM, username="matrix-outsider", role=Role.INVESTIGATOR).token
-    for method, path in [("GET", "/v1/cases/{case_id}"), ("GET", "/v1/cases/{case_id}/export")]:
+    for method, path in [("GET", "/v1/cases/{case_id}"), ("GET", "/v1/cases/{case_id}/export"),
+                         ("GET", "/v1/cases/{case_id}/subjects"),
+                         ("PUT", "/v1/cases/{case_id}/subjects/{detection_id}"),
+                         ("DELETE", "/v1/cases/{case_id}/subjects/{detection_id}")]:
         assert _call(method, _url(api, governed, path), outsider).status_code == 403, path
     created = httpx.post(f"{api.base_url}/v1/events", headers={"Authorization": f"Bearer {outsider}"}, json={
         "case_id": governed.case_id, "name": "x", "lat": 1, "lon": 1, "radius_m": 10,

@@ -1,5 +1,6 @@
 """The court bundle end to end: a case, an event opened by its investigator, real witness photos, an audited
-search, then `GET /v1/cases/{id}/export` checked byte for byte against what the witnesses sent."""
+search, then `GET /v1/cases/{id}/export` checked byte for byte against what the witnesses sent and the signed
+receipts they downloaded. (Subjects left unblurred, on extracted photos: test_extracted_case.py.)"""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from infra.cli import app
 from ingest_api.governance.audit import AuditEntry
 from ingest_api.governance.policy import Role
+from ingest_api.services import receipts
 from tests.ingest_api.conftest import RunningApi
 from tests.ingest_api.governance.helpers import client, staff_tokens
 
@@ -26,15 +30,25 @@ PLATE_SEARCH = {"fence": {"circle": {"lat": 43.467, "lon": 11.885, "radius_m": 8
                 "case_id": "", "legal_basis": "Art. 100 CPP, order 2026/77", "plate": "RK878AC"}
 
 
-def test_export_bundle_is_complete_and_verifiable(api: RunningApi, shared_data: Path) -> None:
+def test_export_bundle_is_complete_and_verifiable(api: RunningApi, shared_data: Path, tmp_path: Path) -> None:
     tokens = staff_tokens(api, "bundle")
     with client(api, tokens[Role.SUPERVISOR]) as sup, client(api, tokens[Role.INVESTIGATOR]) as ines, \
             client(api, tokens[Role.AUDITOR]) as auditor:
-        check_bundle(api, shared_data, sup, ines, auditor)
+        downloaded = check_bundle(api, shared_data, sup, ines, auditor)
+    # `witness export CASE` writes the same receipts, signed with the same key, from the server side
+    case_id = json.loads(zipfile.ZipFile(io.BytesIO(downloaded["zip"])).read("case.json"))["case"]["id"]
+    env = {"WITNESS_STATE_DIR": str(api.settings.state_dir), "WITNESS_S3__ENDPOINT": api.settings.s3.endpoint,
+           "WITNESS_DATABASE_URL": api.settings.effective_database_url}
+    written = CliRunner().invoke(app, ["export", case_id, "--out", str(tmp_path / "cli.zip")], env=env)
+    assert written.exit_code == 0, written.output
+    cli_zip = zipfile.ZipFile(tmp_path / "cli.zip")
+    receipts_in_cli = [n for n in cli_zip.namelist() if n.startswith("receipts/")]
+    assert receipts_in_cli and all(cli_zip.read(n) == downloaded[n] for n in receipts_in_cli)
 
 
 def check_bundle(api: RunningApi, shared_data: Path, sup: httpx.Client, ines: httpx.Client,
-                 auditor: httpx.Client) -> None:
+                 auditor: httpx.Client) -> dict[str, bytes]:
+    """Export over HTTP and check it; returns the zip and each receipt the witnesses downloaded, by bundle name."""
     case = sup.post("/v1/cases", json={"reference": "bundle/1", "title": "Tuscany walk"}).json()
     assert sup.put(f"/v1/cases/{case['id']}/investigators/bundle-investigator").status_code == 200
     event = ines.post("/v1/events", json={"case_id": case["id"], "name": "Appeal", "lat": 43.467, "lon": 11.885,
@@ -42,12 +56,15 @@ def check_bundle(api: RunningApi, shared_data: Path, sup: httpx.Client, ines: ht
                                           "ends_at": "2008-10-22T18:00:00Z", "retention_days": 30})
     assert event.status_code == 201, event.text
     assert event.json()["case_ids"] == [case["id"]] and event.json()["upload_link"].endswith(event.json()["id"])
-    sent = {}
+    sent, downloaded = {}, {}
     for name in PHOTOS:
         data = (shared_data / name).read_bytes()
         stored = httpx.post(f"{api.base_url}/v1/events/{event.json()['id']}/photos", content=data, timeout=60)
         assert stored.status_code == 201, stored.text
         sent[hashlib.sha256(data).hexdigest()] = data
+        receipt = httpx.get(f"{api.base_url}/v1/receipts/{stored.json()['submission_token']}", timeout=30)
+        assert receipt.status_code == 200 and receipt.content == httpx.get(receipt.url, timeout=30).content  # stable
+        downloaded[stored.json()["submission_id"]] = receipt.content
     search = ines.post("/v1/search/plates", json={**PLATE_SEARCH, "case_id": case["id"]})
     assert search.status_code not in (401, 403, 422), search.text  # 503 until an index is published
 
@@ -80,7 +97,17 @@ def check_bundle(api: RunningApi, shared_data: Path, sup: httpx.Client, ines: ht
     assert set(json.loads(archive.read("models.json"))) >= {"extracted_by", "detection_models"}
     case_doc = json.loads(archive.read("case.json"))
     assert case_doc["case"]["reference"] == "bundle/1" and len(case_doc["uploads"]) == len(PHOTOS)
+    assert case_doc["subjects"] == [] and "HMAC-SHA256" in archive.read("README.txt").decode()
+    key = api.settings.receipt_key.get_secret_value().encode()
+    assert sorted(n for n in names if n.startswith("receipts/")) == sorted(f"receipts/{s}.json" for s in downloaded)
+    for submission_id, witness_copy in downloaded.items():
+        bundled = archive.read(f"receipts/{submission_id}.json")
+        assert bundled == witness_copy  # byte for byte what the witness holds
+        assert receipts.verify(json.loads(bundled), key=key) and not receipts.verify(json.loads(bundled), key=b"x")
+        assert case_doc["receipts"][submission_id] == {"file": f"receipts/{submission_id}.json",
+                                                       "alg": "HMAC-SHA256", "key_id": api.settings.receipt_key_id}
 
     audited = auditor.get("/v1/audit", params={"case_id": case["id"]}).json()["entries"]
     assert [e["action"] for e in audited] == actions
     assert sup.get("/v1/audit").status_code == 403
+    return {"zip": response.content} | {f"receipts/{s}.json": data for s, data in downloaded.items()}

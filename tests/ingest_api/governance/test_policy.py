@@ -48,6 +48,7 @@ EXPECTED: dict[str, tuple[bool, bool, bool, bool]] = {
     "view_case": (True, True, False, False),
     "create_event": (True, True, False, False),
     "own_session": (True, True, True, True),
+    "mark_subject": (True, True, False, False),
 }
 ROLES = (Role.INVESTIGATOR, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN)
 T0 = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)

@@ -12,7 +12,15 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from beam_jobs.extraction.decode import decode_image
-from ingest_api.governance.redaction import Region, grown_box, pixelate_regions, redact_photo
+from ingest_api.governance.redaction import (
+    Detected,
+    Region,
+    bystander_regions,
+    grown_box,
+    pixelate_regions,
+    redact_photo,
+    share_inside,
+)
 
 MAX_PIXELS = 100_000_000
 MARGIN = 0.15
@@ -79,3 +87,33 @@ def test_pixelate_leaves_outside_pixels_exact_and_input_untouched() -> None:
         pixelate_regions(pixels, [Region(0, 0, -5, 5)])
     with pytest.raises(ValueError, match=r"\(h, w, 3\) uint8"):
         pixelate_regions(pixels[:, :, 0], [])
+
+
+def test_only_bystanders_are_blurred_and_a_subject_vehicles_plate_stays() -> None:
+    car, other_car = Region(100, 100, 400, 200), Region(600, 100, 300, 200)
+    detections = [
+        Detected("car", "vehicle", car), Detected("other-car", "vehicle", other_car),
+        Detected("car-plate", "plate", Region(250, 250, 80, 25)),  # inside the subject car
+        Detected("other-plate", "plate", Region(700, 250, 80, 25)),  # on a bystander's car
+        Detected("edge-plate", "plate", Region(480, 250, 80, 25)),  # mostly outside the subject car
+        Detected("driver", "face", Region(300, 130, 40, 40)),  # inside the car, but a face: blurred
+        Detected("suspect", "face", Region(50, 20, 40, 40)), Detected("walker", "person", Region(0, 0, 60, 300)),
+    ]
+    blur, keep = bystander_regions(detections, {"car", "suspect"})
+    assert blur == [Region(700, 250, 80, 25), Region(480, 250, 80, 25), Region(300, 130, 40, 40)]
+    assert keep == [car, Region(50, 20, 40, 40)]
+    blur, keep = bystander_regions(detections, set())
+    assert len(blur) == 5 and keep == []  # faces and plates only: vehicles and persons are not redacted
+    assert share_inside(Region(480, 250, 80, 25), car) == pytest.approx(0.25)
+    assert share_inside(Region(0, 0, 0, 0), car) == 0.0
+
+
+def test_keep_restores_a_subject_except_under_a_bystanders_own_box() -> None:
+    pixels = np.random.default_rng(11).integers(0, 256, size=(200, 300, 3), dtype=np.uint8)
+    subject, bystander = Region(50, 50, 100, 100), Region(140, 60, 30, 30)  # overlapping: the margin grows in
+    out = pixelate_regions(pixels, [bystander], keep=[subject])
+    assert np.array_equal(out[50:150, 50:140], pixels[50:150, 50:140])  # subject, margin of the bystander included
+    assert not np.array_equal(out[60:90, 140:150], pixels[60:90, 140:150])  # the bystander's own box inside it
+    x0, y0, x1, y1 = grown_box(bystander, 300, 200, 0.15) or (0, 0, 0, 0)
+    assert not np.array_equal(out[y0:y1, 150:x1], pixels[y0:y1, 150:x1])
+    assert np.array_equal(out[:, 180:], pixels[:, 180:]) and np.array_equal(out[160:], pixels[160:])
