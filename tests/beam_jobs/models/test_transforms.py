@@ -1,12 +1,14 @@
-"""Pure pre/post-processing: letterbox, YOLOX grid decode, NMS, L2 normalisation, sharpness."""
+"""Pure pre/post-processing: letterbox, YOLOX grid decode, NMS, L2 normalisation, sharpness, downscaling."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from beam_jobs.models.transforms import (
     classwise_nms,
+    downscale_max_side,
     l2_normalise,
     laplacian_variance,
     letterbox,
@@ -97,3 +99,26 @@ def test_laplacian_variance_prefers_sharp_edges() -> None:
     sharp[:, ::4] = 255
     flat = np.full((64, 64), 128, dtype=np.uint8)
     assert laplacian_variance(sharp) > 1000 > laplacian_variance(flat) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("shape", "max_side"), [((5184, 3880, 3), 1280), ((2333, 1434, 3), 1280), ((1200, 626, 3), 640)]
+)
+def test_downscale_max_side_matches_one_area_resize(shape: tuple[int, int, int], max_side: int) -> None:
+    # Smooth seeded content (a blurred random field): the two-step area reduction must equal the
+    # one-step area resize up to rounding, and give exactly the size and scale the caller maps boxes with.
+    rng = np.random.default_rng(7)
+    field = cv2.resize(rng.integers(0, 256, (shape[0] // 64, shape[1] // 64, 3), dtype=np.uint8),
+                       (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+    small, scale = downscale_max_side(field, max_side)
+    assert scale == pytest.approx(max_side / max(shape[:2]))
+    target = (round(shape[1] * scale), round(shape[0] * scale))
+    assert (small.shape[1], small.shape[0]) == target and small.dtype == np.uint8
+    reference = cv2.resize(field, target, interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(np.int16) - reference.astype(np.int16)).mean() < 1.0
+
+
+def test_downscale_max_side_leaves_small_images_alone() -> None:
+    image = np.zeros((300, 400, 3), dtype=np.uint8)
+    small, scale = downscale_max_side(image, 640)
+    assert small is image and scale == 1.0
