@@ -11,7 +11,8 @@
     witness audit verify      # check the audit chain against its sealed, locked copies
     witness staff create --username ines --role investigator [--password]   # prints a token once
     witness export CASE_ID [--out bundle.zip]   # court bundle: originals, SHA-256 manifest, audit, searches
-    witness expire [--dry-run]                  # erase evidence of events past retention (legal holds win)
+    witness expire [--dry-run]                  # erase evidence of events past retention (legal holds win),
+                                                # then their catalog records, index entries and old index versions
 
 Settings come from WITNESS_* environment variables, read once here and passed down.
 """
@@ -297,17 +298,26 @@ def export_case(
 
 @app.command("expire")
 def expire(dry_run: Annotated[bool, typer.Option(help="only list the events that are due")] = False) -> None:
-    """Erase the evidence of events past their retention, except under legal hold; every erasure is audited."""
+    """Erase the evidence of events past their retention, except under legal hold, then the catalog records,
+    index entries and old index versions of every erased event and withdrawn submission; all audited."""
     from infra.storage.client import build_client
     from ingest_api.governance.audit_store import AuditLog
+    from ingest_api.governance.erasure import ErasureFollowUp, ErasureReport, IndexTarget
     from ingest_api.governance.retention import RetentionJob
+    from ingest_api.services.search import INDEX_CACHE_DIR
 
     settings = _settings()
     engine = build_engine(settings.effective_database_url)
+    report: ErasureReport | None = None
     try:
-        job = RetentionJob(client=build_client(settings.s3), buckets=settings.s3.buckets,
-                           sessions=session_factory(engine), audit=AuditLog(engine))
+        client, sessions, audit = build_client(settings.s3), session_factory(engine), AuditLog(engine)
+        job = RetentionJob(client=client, buckets=settings.s3.buckets, sessions=sessions, audit=audit)
         outcomes = job.run(actor=_operator(), role="operator", dry_run=dry_run)
+        if not dry_run:  # the same folders as `witness index` and the API's cache on this host
+            target = IndexTarget(work_dir=settings.state_dir / "index-build",
+                                 cache_root=settings.state_dir / INDEX_CACHE_DIR)
+            report = ErasureFollowUp(client=client, buckets=settings.s3.buckets, sessions=sessions, audit=audit,
+                                     index=target).run(actor=_operator(), role="operator")
     finally:
         engine.dispose()
     for outcome in outcomes:
@@ -317,3 +327,16 @@ def expire(dry_run: Annotated[bool, typer.Option(help="only list the events that
                          if outcome.kept_under_object_hold else ""))
     if not outcomes:
         console.print("no event is past its retention")
+    if report is not None:
+        catalog = report.catalog
+        if catalog is not None:
+            console.print(f"catalog: {len(catalog.replaced)} runs replaced by redacted copies, "
+                          f"{sum(catalog.rows_removed.values())} rows and {catalog.derived_deleted} derived images "
+                          f"erased, {catalog.object_versions_deleted} old object versions deleted")
+        console.print(f"index versions deleted: {sum(len(o.deleted_versions) for o in report.pruned)}")
+        for line in report.pending:
+            console.print(f"[yellow]pending[/] {line}")
+        for line in report.failed:
+            console.print(f"[red]failed (run again)[/] {line}")
+        if report.failed:
+            raise typer.Exit(1)

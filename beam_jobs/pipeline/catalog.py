@@ -7,6 +7,8 @@
 A run is committed by writing `_SUCCESS.json`, then state.json. Readers follow state.json only, so a run
 that crashed before its commit is ignored and the next run redoes its manifests. One launcher at a time
 updates state.json (no lock: concurrent launches would each commit; `read_committed` keeps one row per id).
+Erasure (`beam_jobs.pipeline.erasure`) replaces a committed run by a redacted copy with `replace_run`: one
+state.json write swaps the new id into the old one's place, `processed` untouched.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -91,21 +94,58 @@ def verify_run(client: Minio, bucket: str, run_id: str, *, expected_inputs: int)
     return sorted(parts, key=lambda part: part.key)
 
 
-def commit_run(
-    client: Minio, bucket: str, run_id: str, *, parts: Sequence[PartInfo], manifests: Sequence[str], extracted_by: str
-) -> CatalogState:
-    """Write the run's `_SUCCESS.json`, then add it to state.json; returns the new state."""
+def write_success(
+    client: Minio, bucket: str, run_id: str, *, parts: Sequence[PartInfo], manifests: Sequence[str], extracted_by: str,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """The run's `_SUCCESS.json`: its verified parts and the manifests it accounts for (`extra`: more fields)."""
     store_json(client, bucket, f"{run_prefix(run_id)}{SUCCESS_NAME}", {
+        **(extra or {}),
         "run_id": run_id,
         "extracted_by": extracted_by,
         "committed_at": datetime.now(UTC).isoformat(),
         "parts": [{"table": p.table, "key": p.key, "rows": p.rows, "sha256": p.sha256} for p in parts],
         "manifests": list(manifests),
     })
+
+
+def read_success(client: Minio, bucket: str, run_id: str) -> dict[str, Any]:
+    return read_json(client, bucket, f"{run_prefix(run_id)}{SUCCESS_NAME}")
+
+
+def _store_state(client: Minio, bucket: str, state: CatalogState) -> None:
+    store_json(client, bucket, STATE_KEY, {"runs": list(state.runs), "processed": sorted(state.processed)})
+
+
+def commit_run(
+    client: Minio, bucket: str, run_id: str, *, parts: Sequence[PartInfo], manifests: Sequence[str], extracted_by: str
+) -> CatalogState:
+    """Write the run's `_SUCCESS.json`, then add it to state.json; returns the new state."""
+    write_success(client, bucket, run_id, parts=parts, manifests=manifests, extracted_by=extracted_by)
     state = load_state(client, bucket)
     new = CatalogState((*state.runs, run_id), state.processed | frozenset(manifests))
-    store_json(client, bucket, STATE_KEY, {"runs": list(new.runs), "processed": sorted(new.processed)})
+    _store_state(client, bucket, new)
     return new
+
+
+def replace_run(client: Minio, bucket: str, old_run_id: str, new_run_id: str) -> CatalogState:
+    """Swap committed `old_run_id` for the already written and verified `new_run_id`, in its place (so which run
+    wins a repeated id is unchanged), `processed` untouched; one state.json write, so readers see one or the other.
+    """
+    state = load_state(client, bucket)  # read just before writing: keep a launcher's commit made meanwhile
+    if old_run_id not in state.runs:
+        raise RunVerificationError(f"run {old_run_id} is no longer committed; not swapping in {new_run_id}")
+    new = CatalogState(tuple(new_run_id if run == old_run_id else run for run in state.runs), state.processed)
+    _store_state(client, bucket, new)
+    return new
+
+
+def read_part(client: Minio, bucket: str, part: Mapping[str, Any]) -> pa.Table:
+    """One committed part (a `_SUCCESS.json` "parts" entry), refused if its bytes no longer match the sha256."""
+    data = read_bytes(client, bucket, part["key"])
+    if hashlib.sha256(data).hexdigest() != part["sha256"]:
+        raise RunVerificationError(f"{part['key']} no longer matches its committed sha256")
+    return pq.read_table(io.BytesIO(data))
 
 
 def read_committed(
@@ -121,13 +161,8 @@ def read_committed(
     pieces: list[pa.Table] = []
     runs = load_state(client, catalog_bucket).runs if run_ids is None else tuple(run_ids)
     for run_id in reversed(runs):
-        success = read_json(client, catalog_bucket, f"{run_prefix(run_id)}{SUCCESS_NAME}")
-        for part in success["parts"]:
-            if part["table"] == table:
-                data = read_bytes(client, catalog_bucket, part["key"])
-                if hashlib.sha256(data).hexdigest() != part["sha256"]:
-                    raise RunVerificationError(f"{part['key']} no longer matches its committed sha256")
-                pieces.append(pq.read_table(io.BytesIO(data)))
+        success = read_success(client, catalog_bucket, run_id)
+        pieces += [read_part(client, catalog_bucket, part) for part in success["parts"] if part["table"] == table]
     if not pieces:
         return SCHEMAS[table].empty_table()
     combined = pa.concat_tables(pieces)

@@ -8,8 +8,10 @@ deletes every version of its manifests and of each original no live upload of an
 object version under an S3 legal hold is kept and reported. It also deletes the extraction job's thumbnails and
 crops of the event's photos, the witnesses' consented positions, closes the event to uploads and records the
 erasure. Each erased or held event is one audit entry listing the SHA-256 of the originals erased.
-Removing the photos from the published search indexes is the index job's part: its next run drops event rows
-whose originals are gone (see indexers/).
+The derived images are found through the catalog's records, so this runs before those records are erased:
+`witness expire` then runs `governance.erasure.ErasureFollowUp`, which replaces the catalog runs holding the
+erased events' (and withdrawn submissions') records, publishes index versions without them and deletes the
+older index versions that still hold them, each step audited.
 """
 
 from __future__ import annotations

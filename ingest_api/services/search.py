@@ -38,6 +38,7 @@ from urllib3.exceptions import HTTPError
 from indexers.catalog_index import INDEX_KINDS, KindIndex
 from indexers.fence import Fence
 from indexers.plates import PlateQueryError, plate_texts, search_plates, vehicle_mask
+from indexers.prune import prune_local
 from indexers.s3_versions import fetch_version, read_local, read_pointer
 from indexers.search import fenced_search
 from indexers.storage_format import CorruptVersionError
@@ -177,7 +178,17 @@ class SearchService:
                     log.error("keeping %s index %s: new version unusable: %s", kind,
                               current[kind].version if kind in current else None, error)
             self._snapshot = MappingProxyType(current)
+            self._drop_old_copies(current)
         return self.versions
+
+    def _drop_old_copies(self, served: Mapping[str, Served]) -> None:
+        """Delete cached versions other than the served ones: an erased photo's vectors must not linger on disk.
+        The served versions are whole in memory (`read_local`), so this never disturbs a query."""
+        for kind, current in served.items():
+            try:
+                prune_local(self.cache_dir, kind, keep={current.version})
+            except OSError as error:  # a full or read-only disk must not stop the swap; the next refresh retries
+                log.error("could not delete old cached %s index versions: %s", kind, error)
 
     async def refresh_forever(self, interval_s: float) -> None:
         """Background task for the API's lifespan: poll the pointers every `interval_s` seconds."""

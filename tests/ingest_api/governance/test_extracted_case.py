@@ -4,9 +4,10 @@ and the published FAISS indexes, on buckets and a database of this module's own.
 - The court bundle leaves the case's subjects unblurred (a face; a car and the plate on it) and every other face
   and plate pixelated, byte for byte as the bundle's own redaction of the original gives.
 - Retention end to end: an expired event's detections are found by a face search, the expiry job runs with the
-  clock moved past the event's retention, the next (incremental) index run drops their ids and the same search no
-  longer finds them; evidence, derived images and records are gone and audited, while an event under legal hold
-  keeps everything.
+  clock moved past the event's retention, then the erasure follow-up: the catalog run holding the event's records
+  is replaced, the (incremental) index update drops their ids and the older index versions are deleted, so the same
+  search no longer finds them and no object version in the catalog bucket holds a row or an id of theirs;
+  evidence, derived images and records are gone and audited, while an event under legal hold keeps everything.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy import select
 
 from beam_jobs.extraction.decode import decode_image
 from beam_jobs.pipeline.catalog import read_committed
+from beam_jobs.pipeline.erasure import ErasureScope
 from beam_jobs.pipeline.launcher import run_extract
 from beam_jobs.pipeline.settings import ExtractSettings
 from indexers.catalog_index import INDEX_KINDS
@@ -45,6 +47,7 @@ from ingest_api.db.models import Event, Position, Submission, Upload
 from ingest_api.db.session import build_engine, session_factory
 from ingest_api.governance.audit_store import AuditLog
 from ingest_api.governance.bundle import catalog_facts
+from ingest_api.governance.erasure import ErasureFollowUp, IndexTarget
 from ingest_api.governance.policy import Role
 from ingest_api.governance.redaction import Region, grown_box, pixelate_regions, redact_photo
 from ingest_api.governance.retention import RetentionJob, due_at
@@ -53,6 +56,7 @@ from ingest_api.services.search import SearchContext, SearchService
 from ingest_api.settings import ApiSettings
 from tests.indexers.real_catalog import face_crop_jpeg
 from tests.ingest_api.conftest import RunningApi, api_settings, create_test_event, running_api
+from tests.ingest_api.governance.erasure_checks import catalog_versions_with_rows_of, index_versions_with
 from tests.ingest_api.governance.helpers import client, staff_tokens
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -229,6 +233,24 @@ def test_bundle_leaves_only_the_case_subjects_unblurred(extracted: Extracted, s3
     assert facts.regions[group] and facts.keep[group] and len(facts.keep[car_photo]) == 1
 
 
+@dataclass(frozen=True)
+class EventRecords:
+    photo_ids: frozenset[str]
+    detection_ids: frozenset[str]
+    derived_keys: frozenset[str]
+
+
+def _records(s3: Minio, settings: ApiSettings, uploaded: Uploaded) -> EventRecords:
+    """The event's committed catalog records: photo and detection ids, thumbnail and crop keys."""
+    photos = [r for r in read_committed(s3, settings.s3.buckets.catalog).to_pylist()
+              if r["event_id"] == uploaded.event_id]
+    detections = [d for sha in uploaded.shas.values() for d in _detections(s3, settings, sha)]
+    return EventRecords(frozenset(str(r["photo_id"]) for r in photos),
+                        frozenset(str(d["detection_id"]) for d in detections),
+                        frozenset([str(r["thumbnail_key"]) for r in photos]
+                                  + [str(d["crop_key"]) for d in detections if d["crop_key"]]))
+
+
 def _versions(s3: Minio, bucket: str, key: str) -> int:
     return sum(1 for item in s3.list_objects(bucket, prefix=key, include_version=True) if item.object_name == key)
 
@@ -254,6 +276,8 @@ def test_expiry_removes_an_event_from_the_faiss_index(extracted: Extracted, s3_c
 
     expiring_ids = {str(d["detection_id"]) for sha in extracted.expiring.shas.values()
                     for d in _detections(s3_client, settings, sha) if d["kind"] == "face"}
+    expiring_records, held_records = _records(s3_client, settings, extracted.expiring), _records(
+        s3_client, settings, extracted.held)
     before = person_a()
     assert before[extracted.expiring.event_id] <= expiring_ids and len(before[extracted.expiring.event_id]) == 2
     assert len(before[extracted.held.event_id]) == 1
@@ -271,14 +295,37 @@ def test_expiry_removes_an_event_from_the_faiss_index(extracted: Extracted, s3_c
     assert erased.manifests == 2 and erased.derived >= 4  # two thumbnails, at least one face crop each
     assert held.status == "held"
 
-    again = {o.kind: o for o in _index(settings, s3_client)}
+    # `witness expire` goes on: catalog records, index entries, old index versions (what `witness index` would do)
+    follow_up = ErasureFollowUp(client=s3_client, buckets=buckets, sessions=sessions, audit=audit,
+                                index=IndexTarget(settings.state_dir / "build", settings.state_dir / "index-cache"))
+    report = follow_up.run(actor="cli:ops", role="operator")
+    assert report.failed == [] and report.pending == []
+    assert report.catalog is not None and len(report.catalog.replaced) == 1  # the one run (one shard) held them
+    assert report.catalog.rows_removed["photos"] == 2
+    assert report.catalog.rows_removed["detections"] == len(expiring_records.detection_ids)
+    again = {o.kind: o for o in report.index}
     assert again["face"].action == "updated" and again["face"].removed_photos == 2
-    assert again["vehicle"].action in ("unchanged", "updated", "empty")
+    assert extracted.first_index[0].version in {v for o in report.pruned for v in o.deleted_versions}
+    # a server that has not swapped yet keeps answering from the version it holds in memory, deleted or not
+    stale = search.by_image("face", query, fence=fence, k=10, context=SearchContext(extracted.retention_case))
+    assert expiring_ids & {hit.detection_id for hit in stale.hits}
     after = person_a()
     assert extracted.expiring.event_id not in after and after[extracted.held.event_id] == before[
         extracted.held.event_id]
     served = search._served("face").data.meta.detection_id.tolist()  # the index file itself, not just the results
     assert not expiring_ids & set(served) and before[extracted.held.event_id] <= set(served)
+    cached = settings.state_dir / "search" / "index-cache" / "face"
+    assert [path.name for path in cached.iterdir()] == [search.versions["face"]]
+
+    # nothing of the erased event in any object version of the catalog bucket; the held event intact
+    gone = ErasureScope(event_ids=frozenset({extracted.expiring.event_id}),
+                        photo_ids=frozenset(expiring_records.photo_ids))
+    assert catalog_versions_with_rows_of(s3_client, buckets.catalog, gone) == []
+    assert index_versions_with(s3_client, buckets.catalog, expiring_records.detection_ids) == []
+    assert _records(s3_client, settings, extracted.held) == held_records
+    assert index_versions_with(s3_client, buckets.catalog, before[extracted.held.event_id])  # the check sees ids
+    for key in expiring_records.derived_keys:
+        assert _versions(s3_client, buckets.derived, key) == 0, key
 
     for sha in extracted.expiring.shas.values():
         assert _versions(s3_client, buckets.evidence, original_key(sha)) == 0
@@ -287,11 +334,7 @@ def test_expiry_removes_an_event_from_the_faiss_index(extracted: Extracted, s3_c
     for row in read_committed(s3_client, buckets.catalog).to_pylist():
         derived = [str(row["thumbnail_key"])] + [str(d["crop_key"]) for d in _detections(s3_client, settings,
                                                                                           str(row["sha256"]))]
-        left = sum(_versions(s3_client, buckets.derived, key) for key in derived)
-        if row["event_id"] == extracted.expiring.event_id:
-            assert left == 0, row["photo_id"]
-        else:
-            assert left == len(derived), row["photo_id"]
+        assert sum(_versions(s3_client, buckets.derived, key) for key in derived) == len(derived), row["photo_id"]
     with sessions() as session:
         assert session.get(EventErasure, extracted.expiring.event_id) is not None
         assert session.get(EventErasure, extracted.held.event_id) is None
@@ -306,4 +349,11 @@ def test_expiry_removes_an_event_from_the_faiss_index(extracted: Extracted, s3_c
     assert json.loads(expired[0].parameters)["event_id"] == extracted.expiring.event_id
     assert [json.loads(e.parameters)["event_id"] for e in entries if e.action == "expire_held"] == [
         extracted.held.event_id]
+    steps = [e for e in entries if e.action.startswith("erase_")]
+    assert [e.action for e in steps] == ["erase_catalog", "erase_index", "erase_index_versions"]
+    assert list(json.loads(steps[0].parameters)["replaced_runs"]) == list(report.catalog.replaced)
+    # a re-run finds nothing left to do, and audits nothing
+    rerun = follow_up.run(actor="cli:ops", role="operator")
+    assert rerun.catalog is not None and rerun.catalog.replaced == {} and not rerun.failed and not rerun.pending
+    assert {o.action for o in rerun.index} <= {"unchanged", "empty"} and len(audit.entries()) == len(entries)
     engine.dispose()
