@@ -1,37 +1,60 @@
-"""Benchmark the extraction job: photos/s per stage in a plain loop vs the whole job on DirectRunner.
+"""Benchmark the extraction job: photos/s by stage in a plain loop vs the whole job on each runner.
 
-Starts its own SeaweedFS server in a temp folder (127.0.0.1), uploads the real photos of ../shared/data
-(exif/ and vehicles/, repeated to --count) as originals + manifests, then measures
-  loop:  read original, extract facts, write thumbnail (and each model family with --models) per photo;
-  beam:  the same through `run_extract` on DirectRunner (in-process and multi_processing x2).
+Starts its own SeaweedFS server (and, for the Dask rows, a local Dask cluster) in a temp folder on 127.0.0.1,
+uploads real photos of ../shared/data (faces/, vehicles/ and exif/, spread evenly, repeated to --count) as
+originals + manifests, one copy per measured path, then measures
+  loop:  one process, the job's own functions per photo, each stage timed: read (manifest + original from S3),
+         decode, EXIF (+ capture time, place), hash (SHA-256 + pHash), thumbnail, S3 writes (thumbnail, crops),
+         each model family (detect + embed, batch 1, plates inside the vehicles found first) and crop encoding;
+  job:   `run_extract` with the same families on DirectRunner in process, DirectRunner multi_processing x2, and
+         the Dask cluster with 1 and 2 single-threaded workers (started beforehand, as a standing cluster is;
+         model loading on the workers counts). Stage times inside the job come from sampling the threads that
+         run bundles every 10 ms (in process; Dask workers sample themselves the same way, `Client.profile`),
+         or from the job's own Beam metrics where the bundles run in subprocesses (multi_processing).
 
-    .venv/bin/python bench/extract.py --count 40 --out bench-extract.json
-    .venv/bin/python bench/extract.py --count 20 --models faces,objects,plates
+    .venv/bin/python bench/extract.py --count 64 --out docs/bench/bench-extract-models-2026-11-23.json
+    .venv/bin/python bench/extract.py --count 8 --runs loop,dask_2          # quick look
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import importlib
 import json
 import platform
+import resource
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
+from distributed import Client
+from distributed import profile as sampling
+from minio import Minio
 from rich.console import Console
 from rich.table import Table
 
-from beam_jobs.extraction.decode import decode_image
-from beam_jobs.extraction.photo import RejectedPhoto, extract_photo_facts
-from beam_jobs.pipeline.detect import load_families
-from beam_jobs.pipeline.launcher import run_extract
+from beam_jobs.extraction.capture_time import resolve_capture_time
+from beam_jobs.extraction.decode import UnreadableImage, decode_image
+from beam_jobs.extraction.exif import read_exif
+from beam_jobs.extraction.hashing import phash_hex, sha256_hex
+from beam_jobs.extraction.photo import extract_photo_facts
+from beam_jobs.extraction.places import place_name
+from beam_jobs.extraction.thumbnails import make_thumbnail
+from beam_jobs.models.base import Box
+from beam_jobs.models.plates import PlateFamily
+from beam_jobs.pipeline.detect import crop_jpeg, has_pixels, installed_families, load_families
+from beam_jobs.pipeline.launcher import RunSummary, run_extract
 from beam_jobs.pipeline.manifests import list_manifest_keys, parse_manifest
 from beam_jobs.pipeline.settings import ExtractSettings
-from infra import s3server
+from infra import dask_cluster, s3server
 from infra.storage.client import build_client, ensure_buckets
 from infra.storage.config import BucketNames, S3Settings
 from infra.storage.objects import read_bytes, store_bytes
@@ -40,94 +63,286 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "beam_job
 from conftest import put_evidence  # noqa: E402  (the tests' upload helper: same manifests as the API)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+RUNS: dict[str, tuple[str, list[str], int]] = {  # name -> runner, flags, Dask workers (0: none)
+    "direct": ("DirectRunner", [], 0),
+    "multi_processing_x2": ("DirectRunner", ["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 0),
+    "dask_1": ("DaskRunner", [], 1),
+    "dask_2": ("DaskRunner", [], 2),
+}
+MODEL_FILES = {"models/faces.py": "model.faces", "models/objects.py": "model.objects",
+               "models/plates.py": "model.plates", "models/plate_geometry.py": "model.plates"}
+STAGE_FUNCTIONS = {"read_bytes": "read", "parse_manifest": "read", "decode_image": "decode", "read_exif": "exif",
+                   "resolve_capture_time": "exif", "place_name": "exif", "sha256_hex": "hash", "phash_hex": "hash",
+                   "make_thumbnail": "thumbnail", "store_bytes": "s3 write", "crop_jpeg": "crops",
+                   "parquet_bytes": "parquet"}
+# What runs inside these stages is theirs (the S3 reads that verify a write are the write).
+STICKY = {"read", "s3 write", "crops", "parquet", "model load", *MODEL_FILES.values()}
+SAMPLE_INTERVAL_S = 0.010
+JOB_MODULES = ("apache_beam", "beam_jobs.pipeline.detect", "beam_jobs.pipeline.sinks", "beam_jobs.pipeline.transforms",
+               "cv2", "onnxruntime", "rapidocr_onnxruntime")
 
 
 def photo_files(count: int) -> list[Path]:
-    files = sorted([*(SHARED / "exif").glob("*.jp*g"), *(SHARED / "vehicles").glob("*.jpg")])
-    return [files[i % len(files)] for i in range(count)]
+    """`count` photos spread evenly over faces/, vehicles/ and exif/ (cycled when count exceeds them)."""
+    files = sorted(path for folder in ("faces", "vehicles", "exif") for path in (SHARED / folder).glob("*.jp*g"))
+    step = max(1.0, len(files) / count)
+    return [files[int(index * step) % len(files)] for index in range(count)]
+
+
+def stage_of(description: dict[str, Any], current: str | None) -> str | None:
+    """The stage a profiled frame belongs to: its own, or its caller's (innermost wins, except sticky stages)."""
+    if current in STICKY:
+        return current
+    filename, name = str(description.get("filename", "")), str(description.get("name", ""))
+    if name in ("load", "load_families") and ("/beam_jobs/models/" in filename or name == "load_families"):
+        return "model load"
+    for suffix, stage in MODEL_FILES.items():
+        if filename.endswith(suffix):
+            return stage
+    if name == "process" and filename.endswith("pipeline/detect.py"):
+        return "model stage: decode again, glue"
+    if name in STAGE_FUNCTIONS and ("/beam_jobs/" in filename or "/infra/" in filename):
+        stage = STAGE_FUNCTIONS[name]
+        return "model stage: decode again, glue" if stage == "decode" and current and "model" in current else stage
+    return current
+
+
+def stage_seconds(tree: dict[str, Any], interval_s: float = SAMPLE_INTERVAL_S) -> dict[str, float]:
+    """Seconds per stage from a `distributed.profile` tree: each sample goes to the stage of its innermost frame."""
+    totals: dict[str, float] = defaultdict(float)
+
+    def walk(node: dict[str, Any], current: str | None) -> None:
+        stage = stage_of(node["description"], current) if isinstance(node["description"], dict) else current
+        children = node["children"].values()
+        own = node["count"] - sum(child["count"] for child in children)
+        totals[stage or "runner (Beam, Dask, coders)"] += own * interval_s
+        for child in children:
+            walk(child, stage)
+
+    walk(tree, None)
+    return dict(totals)
+
+
+@contextmanager
+def sampled_bundles() -> Iterator[dict[str, Any]]:
+    """Sample, every 10 ms, the threads of this process that are running a Beam bundle (same tree as Dask's)."""
+    tree, stop = sampling.create(), threading.Event()
+
+    def sample() -> None:
+        me = threading.get_ident()
+        while not stop.wait(SAMPLE_INTERVAL_S):
+            for ident, frame in sys._current_frames().items():
+                if ident != me and _in_bundle(frame):
+                    sampling.process(frame, None, tree)
+
+    sampler = threading.Thread(target=sample, name="bench-sampler", daemon=True)
+    sampler.start()
+    try:
+        yield tree
+    finally:
+        stop.set()
+        sampler.join()
+
+
+def _in_bundle(frame: Any) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.endswith("runners/worker/bundle_processor.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def warm_up(client: Minio, bucket: str, key: str, max_pixels: int) -> None:
+    """One photo through every per-photo step, untimed: loads the time-zone map and place names once."""
+    pending = parse_manifest(key, read_bytes(client, bucket, key))
+    data = read_bytes(client, bucket, pending.object_key, pending.object_version)
+    extract_photo_facts(data, object_key=pending.object_key, event_id=pending.event_id,
+                        submission_id=pending.submission_id, uploaded_at_utc=pending.received_at,
+                        device_position=(52.37, 4.89), max_pixels=max_pixels)
 
 
 def loop(settings: ExtractSettings, families: list[str]) -> dict[str, float]:
+    """The job's per-photo work in a plain loop: seconds per stage, and `total` wall seconds.
+
+    Warm: models and the time-zone map are loaded before the clock starts (in the job they load once per worker).
+    """
     client, buckets = build_client(settings.s3), settings.s3.buckets
     models = load_families(families, settings.models_dir)
-    totals = {"read": 0.0, "extract": 0.0, "thumbnail": 0.0, **{f"model.{f.name}": 0.0 for f in models}}
-    started = time.perf_counter()
-    for key in sorted(list_manifest_keys(client, buckets.evidence)):
-        t0 = time.perf_counter()
+    totals: dict[str, float] = defaultdict(float)
+    keys = sorted(list_manifest_keys(client, buckets.evidence))
+    warm_up(client, buckets.evidence, keys[0], settings.max_pixels)
+    started, cpu = time.perf_counter(), time.process_time()
+
+    def timed(stage: str, since: float) -> float:
+        now = time.perf_counter()
+        totals[stage] += now - since
+        return now
+
+    for key in keys:
+        t = time.perf_counter()
         pending = parse_manifest(key, read_bytes(client, buckets.evidence, key))
         data = read_bytes(client, buckets.evidence, pending.object_key, pending.object_version)
-        t1 = time.perf_counter()
+        t = timed("read", t)
         try:
-            facts, thumb = extract_photo_facts(
-                data, object_key=pending.object_key, event_id=pending.event_id, submission_id=pending.submission_id,
-                uploaded_at_utc=pending.received_at, device_position=None, max_pixels=settings.max_pixels)
-        except RejectedPhoto:
+            decoded = decode_image(data, max_pixels=settings.max_pixels)
+        except UnreadableImage:
             continue
-        t2 = time.perf_counter()
-        store_bytes(client, buckets.derived, f"bench/{facts.photo_id}.jpg", thumb, "image/jpeg")
-        t3 = time.perf_counter()
-        totals["read"] += t1 - t0
-        totals["extract"] += t2 - t1
-        totals["thumbnail"] += t3 - t2
-        if models:
-            image = np.asarray(decode_image(data, max_pixels=settings.max_pixels).image.convert("RGB"))
-            for family in models:
-                t4 = time.perf_counter()
-                found = family.detect(image)
-                if found and family.embedding_dim:
-                    family.embed(image, found)
-                totals[f"model.{family.name}"] += time.perf_counter() - t4
-    totals["total"] = time.perf_counter() - started
-    return totals
+        image = np.asarray(decoded.image.convert("RGB"))
+        t = timed("decode", t)
+        exif = read_exif(data)
+        resolve_capture_time(exif, lat=exif.lat, lon=exif.lon, uploaded_at_utc=pending.received_at)
+        if exif.lat is not None and exif.lon is not None:
+            place_name(exif.lat, exif.lon)
+        t = timed("exif", t)
+        sha256, _ = sha256_hex(data), phash_hex(decoded.image)
+        t = timed("hash", t)
+        thumbnail = make_thumbnail(decoded.image, max_side=settings.thumbnail_max_side)
+        t = timed("thumbnail", t)
+        store_bytes(client, buckets.derived, f"bench/{sha256}.jpg", thumbnail, "image/jpeg")
+        t = timed("s3 write", t)
+        vehicles: list[Box] = []
+        for family in models:
+            found = family.detect(image, vehicles=vehicles or None) if isinstance(family, PlateFamily) \
+                else family.detect(image)
+            found = [det for det in found if has_pixels(det.box, image.shape[1], image.shape[0])]  # as the job does
+            if found and family.embedding_dim:
+                family.embed(image, found)
+            vehicles += [det.box for det in found if det.kind == "vehicle"]
+            t = timed(f"model.{family.name}", t)
+            crops = [crop_jpeg(image, det, settings.crop_max_side) for det in found]
+            t = timed("crops", t)
+            for index, crop in enumerate(crops):
+                store_bytes(client, buckets.derived, f"bench/{sha256}-{family.name}-{index}.jpg", crop,
+                            "image/jpeg")
+            t = timed("s3 write", t)
+    totals["total"], totals["cpu"] = time.perf_counter() - started, time.process_time() - cpu
+    return dict(totals)
+
+
+def job(settings: ExtractSettings, families: list[str], name: str, tmp: Path) -> dict[str, Any]:
+    """One whole run of the job on runner `name`: wall and CPU seconds, row counts and stage seconds."""
+    runner, flags, workers = RUNS[name]
+    if not workers:
+        cpu = cpu_seconds_here()
+        with sampled_bundles() as tree:
+            summary = run_extract(settings, runner=runner, beam_args=flags, models=families)
+        stages = stage_seconds(tree) if not flags else metric_stages(summary)
+        return described(summary, stages, cpu=cpu_seconds_here() - cpu)
+    data_dir = tmp / f"dask-{name}"
+    cluster = dask_cluster.start(data_dir, port=dask_cluster.free_port(), workers=workers, nthreads=1)
+    try:
+        with Client(cluster.address, timeout=10) as client:
+            client.run(import_job_modules)  # a standing cluster has done this long before; its first job has not
+            cpu = cpu_seconds_here() + cluster_cpu_seconds(client)
+            npartitions = 8 * workers  # several tasks per worker: the last one does not leave the other idle long
+            started = time.time()
+            summary = run_extract(settings, runner=runner, models=families, beam_args=[
+                f"--dask_client_address={cluster.address}", f"--dask_npartitions={npartitions}"])
+            cpu = cpu_seconds_here() + cluster_cpu_seconds(client) - cpu
+            time.sleep(1.5)  # workers keep the profile of the current 1 s cycle to themselves until it ends
+            tree = client.profile(start=started, stop=time.time())
+        return described(summary, stage_seconds(tree), cpu=cpu, npartitions=npartitions)
+    finally:
+        dask_cluster.stop(data_dir)
+
+
+def import_job_modules() -> None:
+    for module in JOB_MODULES:
+        importlib.import_module(module)
+
+
+def cpu_seconds_here() -> float:
+    """CPU seconds of this process (all its threads) and of its exited children (multi_processing's workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def cluster_cpu_seconds(client: Client) -> float:
+    def used() -> float:
+        times = psutil.Process().cpu_times()
+        return float(times.user + times.system)
+
+    return sum(client.run(used).values()) + float(client.run_on_scheduler(used))
+
+
+def metric_stages(summary: RunSummary) -> dict[str, float]:
+    """Stage seconds from the job's Beam distributions (mean ms x count) where the bundles cannot be sampled."""
+    names = {"read_ms": "read", "extract_ms": "decode + exif + hash + thumbnail", "thumbnail_ms": "s3 write",
+             "detect_ms": "model stage (all families, crops, S3)"}
+    return {stage: summary.metrics.get(f"{metric}.mean", 0.0) * summary.metrics.get(f"{metric}.count", 0.0) / 1000
+            for metric, stage in names.items()}
+
+
+def described(summary: RunSummary, stages: dict[str, float], **extra: Any) -> dict[str, Any]:
+    return {"total": summary.seconds, "photos": summary.rows("photos"), "dead_letters": summary.rows("dead_letters"),
+            "detections": summary.rows("detections"), "stages": stages, **extra}
+
+
+def upload(base: S3Settings, name: str, files: list[Path], families: list[str]) -> ExtractSettings:
+    bucket = name.replace("_", "-")
+    s3 = base.model_copy(update={"buckets": BucketNames(
+        evidence=f"ev-{bucket}", derived=f"derived-{bucket}", catalog=f"cat-{bucket}")})
+    settings = ExtractSettings.from_mapping({"s3": s3, "extract_models": families})
+    client = build_client(s3)
+    ensure_buckets(client, s3)
+    for index, path in enumerate(files):  # distinct submissions: every copy is its own photo
+        put_evidence(client, s3.buckets.evidence, name=f"{index}-{path.name}", data=path.read_bytes())
+    return settings
+
+
+def report(results: dict[str, Any], count: int) -> Table:
+    """Per-photo ms of each stage (loop: timed; job: sampled or metric), then photos/s and the ratio to the loop."""
+    loop_total = results["loop"]["total"]
+    names = [name for name in RUNS if name in results]
+    table = Table(title=f"extraction, {count} photos, models: {', '.join(results['models']) or 'none'}")
+    table.add_column("stage (ms/photo of worker time)")
+    for column in ("loop", *names):
+        table.add_column(column, justify="right")
+    stages = sorted({stage for name in ("loop", *names) for stage in results[name].get("stages", {})} - {"total"})
+    for stage in stages:
+        table.add_row(stage, *(f"{1000 * results[name]['stages'].get(stage, 0.0) / count:.0f}"
+                               for name in ("loop", *names)))
+    table.add_row("whole run, wall s", *(f"{results[name]['total']:.1f}" for name in ("loop", *names)))
+    table.add_row("photos/s", *(f"{count / results[name]['total']:.2f}" for name in ("loop", *names)))
+    table.add_row("ratio to the loop", "1.00", *(f"{loop_total / results[name]['total']:.2f}" for name in names))
+    table.add_row("CPU s/photo", *(f"{results[name]['cpu'] / count:.2f}" for name in ("loop", *names)))
+    table.add_row("ratio to the loop, CPU", "1.00",
+                  *(f"{results['loop']['cpu'] / results[name]['cpu']:.2f}" for name in names))
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=40)
-    parser.add_argument("--models", default="", help="comma-separated families for the model stage (default none)")
+    parser.add_argument("--count", type=int, default=64)
+    parser.add_argument("--models", default=None, help="comma-separated families or 'none' (default: all installed)")
+    parser.add_argument("--runs", default=",".join(["loop", *RUNS]), help="which of: loop," + ",".join(RUNS))
     parser.add_argument("--out", type=Path, default=Path("bench-extract.json"))
     args = parser.parse_args(argv)
-    families = [f for f in args.models.split(",") if f]
+    families = [f for f in (args.models or "").split(",") if f and f != "none"] if args.models is not None \
+        else list(installed_families(ExtractSettings.from_mapping({}).models_dir))
+    runs = [name for name in args.runs.split(",") if name]
     console = Console()
-    results: dict[str, Any] = {"machine": platform.platform(), "count": args.count, "models": families}
+    files = photo_files(args.count)
+    results: dict[str, Any] = {"machine": platform.platform(), "count": args.count, "models": families,
+                               "files": [str(path.relative_to(SHARED)) for path in files]}
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         port = s3server.find_free_port_base()
         base = S3Settings(endpoint=f"127.0.0.1:{port}", evidence_retention_days=1)
-        s3server.start(Path(tmp), base, s3_port=port)
+        s3server.start(Path(tmp) / "s3", base, s3_port=port)
         try:
-            runs: dict[str, tuple[str, list[str]]] = {
-                "beam_direct": ("DirectRunner", []),
-                "beam_multi_processing_x2": ("DirectRunner", ["--direct_running_mode=multi_processing",
-                                                              "--direct_num_workers=2"]),
-            }
-            files = photo_files(args.count)
-            for name in ["loop", *runs]:
-                bucket = name.replace("_", "-")
-                s3 = base.model_copy(update={"buckets": BucketNames(
-                    evidence=f"ev-{bucket}", derived="derived", catalog=f"cat-{bucket}")})
-                settings = ExtractSettings.from_mapping({"s3": s3, "extract_models": families})
-                client = build_client(s3)
-                ensure_buckets(client, s3)
-                for index, path in enumerate(files):  # distinct submissions: every copy is its own photo
-                    put_evidence(client, s3.buckets.evidence, name=f"{index}-{path.name}", data=path.read_bytes())
+            for name in runs:
+                settings = upload(base, name, files, families)
+                console.log(f"{name}: {args.count} photos uploaded, running")
                 if name == "loop":
-                    results[name] = loop(settings, families)
+                    timings = loop(settings, families)
+                    results[name] = {"total": timings.pop("total"), "cpu": timings.pop("cpu"), "stages": timings}
                 else:
-                    runner, flags = runs[name]
-                    summary = run_extract(settings, runner=runner, beam_args=flags)
-                    results[name] = {"total": summary.seconds, "photos": summary.rows("photos"),
-                                     "dead_letters": summary.rows("dead_letters"), "metrics": summary.metrics}
+                    results[name] = job(settings, families, name, Path(tmp))
+                console.log(f"{name}: {results[name]['total']:.1f} s")
         finally:
-            s3server.stop(Path(tmp))
-    table = Table(title=f"extraction, {args.count} photos ({hashlib.sha256(str(files).encode()).hexdigest()[:8]})")
-    for column in ("measure", "seconds", "photos/s"):
-        table.add_column(column, justify="right" if column != "measure" else "left")
-    for stage, seconds in results["loop"].items():
-        table.add_row(f"loop: {stage}", f"{seconds:.2f}", f"{args.count / seconds:.1f}" if seconds else "-")
-    for name in runs:
-        seconds = results[name]["total"]
-        table.add_row(f"{name}: whole job", f"{seconds:.2f}", f"{args.count / seconds:.1f}")
-    console.print(table)
+            s3server.stop(Path(tmp) / "s3")
+    if "loop" in results:
+        console.print(report(results, args.count))
     args.out.write_text(json.dumps(results, indent=2, default=str))
     console.print(f"results in {args.out}")
     return 0

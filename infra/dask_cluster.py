@@ -24,6 +24,8 @@ from infra import processes
 
 SCHEDULER_PID = "scheduler.pid"
 WORKER_PID = "worker-{index}.pid"
+# --no-dashboard still starts an HTTP server (health, metrics) on 0.0.0.0 unless given an address.
+_QUIET_HTTP = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
 _SCRIPT = "import sys; from distributed.cli.{cli} import main; sys.argv[0] = 'dask {name}'; sys.exit(main())"
 
 
@@ -66,17 +68,10 @@ def start(data_dir: Path, *, port: int, workers: int = 2, nthreads: int = 1, mem
     data_dir.mkdir(parents=True, exist_ok=True)
     if running_pids(data_dir):
         raise DaskClusterError(f"a cluster already runs from {data_dir}; stop it first")
-    address = f"127.0.0.1:{port}"
-    # --no-dashboard still starts an HTTP server (health, metrics) on 0.0.0.0 unless given an address.
-    quiet_http = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
     pids = [_spawn(data_dir, "dask_scheduler", "scheduler",
-                   ["--host", "127.0.0.1", "--port", str(port), *quiet_http, "--no-show"], SCHEDULER_PID)]
-    for index in range(workers):
-        pids.append(_spawn(data_dir, "dask_worker", "worker", [
-            f"tcp://{address}", "--host", "127.0.0.1", *quiet_http, "--no-nanny", "--nthreads", str(nthreads),
-            "--memory-limit", memory_limit, "--name", f"witness-{index}",
-            "--local-directory", str(data_dir / f"worker-{index}"),
-        ], WORKER_PID.format(index=index)))
+                   ["--host", "127.0.0.1", "--port", str(port), *_QUIET_HTTP, "--no-show"], SCHEDULER_PID)]
+    pids += [add_worker(data_dir, port=port, index=index, nthreads=nthreads, memory_limit=memory_limit)
+             for index in range(workers)]
     cluster = LocalDaskCluster(data_dir, port, tuple(pids))
     try:
         wait_until_ready(cluster, workers=workers, timeout_s=timeout_s)
@@ -84,6 +79,30 @@ def start(data_dir: Path, *, port: int, workers: int = 2, nthreads: int = 1, mem
         stop(data_dir)
         raise
     return cluster
+
+
+def add_worker(data_dir: Path, *, port: int, index: int, nthreads: int = 1, memory_limit: str = "4GiB") -> int:
+    """Start worker `witness-<index>` for the scheduler on `port` (also how a lost worker is replaced); its PID."""
+    data_dir = data_dir.resolve()
+    return _spawn(data_dir, "dask_worker", "worker", [
+        f"tcp://127.0.0.1:{port}", "--host", "127.0.0.1", *_QUIET_HTTP, "--no-nanny", "--nthreads", str(nthreads),
+        "--memory-limit", memory_limit, "--name", worker_name(index),
+        "--local-directory", str(data_dir / f"worker-{index}"),
+    ], WORKER_PID.format(index=index))
+
+
+def worker_name(index: int) -> str:
+    return f"witness-{index}"
+
+
+def worker_pids(data_dir: Path) -> dict[str, int]:
+    """PID of every running worker by its Dask name (`scheduler_info()` reports names, not PIDs)."""
+    pids: dict[str, int] = {}
+    for pid_file in sorted(data_dir.resolve().glob(WORKER_PID.format(index="*"))):
+        pid = processes.recorded_pid(pid_file)
+        if pid is not None:
+            pids[worker_name(int(pid_file.stem.removeprefix("worker-")))] = pid
+    return pids
 
 
 def wait_until_ready(cluster: LocalDaskCluster, *, workers: int, timeout_s: float) -> None:

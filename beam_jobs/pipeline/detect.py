@@ -79,6 +79,16 @@ def crop_key(detection_id: str) -> str:
     return f"crops/{detection_id}.jpg"
 
 
+def has_pixels(box: Box, width: int, height: int) -> bool:
+    """Whether a model's box covers at least one whole pixel of the photo.
+
+    A degenerate box (zero width or height, or outside the photo) has no crop and cannot be a catalog record;
+    raising on it would fail the run, and every re-launch of the same manifests, on one model output.
+    """
+    slices = box.clipped(width, height).as_int_slices()
+    return box.w > 0 and box.h > 0 and all(part.stop > part.start for part in slices)
+
+
 def crop_jpeg(image: RGBImage, detection: ModelDetection, max_side: int) -> bytes:
     """The detection's region as a fresh (metadata-free) JPEG no larger than `max_side`."""
     box = detection.box.clipped(image.shape[1], image.shape[0])
@@ -101,6 +111,10 @@ def detect_photo(
             detections = family.detect(image, vehicles=vehicle_boxes or None)
         else:
             detections = family.detect(image)
+        kept = [det for det in detections if has_pixels(det.box, image.shape[1], image.shape[0])]
+        if len(kept) < len(detections):  # counted, so a model that starts emitting them is seen
+            Metrics.counter(NAMESPACE, f"detections.degenerate.{family.name}").inc(len(detections) - len(kept))
+        detections = kept
         vehicle_boxes += [det.box for det in detections if det.kind == "vehicle"]
         vectors = family.embed(image, detections) if detections and family.embedding_dim else None
         for index, det in enumerate(detections):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from beam_jobs.models.base import Box
 from beam_jobs.pipeline.catalog import read_committed
-from beam_jobs.pipeline.detect import installed_families, resolve_families
+from beam_jobs.pipeline.detect import has_pixels, installed_families, resolve_families
 from beam_jobs.pipeline.launcher import run_extract
 from beam_jobs.pipeline.settings import ExtractSettings
 from infra.storage.client import build_client
@@ -31,6 +32,17 @@ def test_resolve_families(tmp_path: Path) -> None:
     assert resolve_families(["plates", "faces"], tmp_path) == ("faces", "plates")
     with pytest.raises(ValueError, match="unknown model families"):
         resolve_families(["clip"], tmp_path)
+
+
+@pytest.mark.parametrize(("box", "expected"), [
+    (Box(10, 10, 20, 30), True),
+    (Box(0, 0, 1, 0), False),  # seen from a plate model mid-change: it failed the whole run
+    (Box(5, 5, 0.3, 10), False),  # rounds to no column
+    (Box(-50, 10, 40, 10), False),  # entirely left of the photo
+    (Box(95, 95, 30, 30), True),  # partly outside: the crop is the inside part
+])
+def test_has_pixels(box: Box, expected: bool) -> None:
+    assert has_pixels(box, 100, 100) is expected
 
 
 @pytest.mark.integration
