@@ -2,12 +2,15 @@
 
 For each concurrency level (8, 32, 64 clients by default) the same real-size photos (3-6 MB noise JPEGs,
 seeded) are first written straight to the S3 server with `put_object`, then uploaded through the API, which
-spools, sniffs, stores, reads back and re-hashes, writes a manifest and a database row before it acknowledges.
+spools and hashes, sniffs, stores with its SHA-256 for the server to check (or reads back, where the server does
+not check: the JSON says which), writes a verified manifest and a database row before it acknowledges.
 Reported per level: MB/s of each path and their ratio (issue 9's goal: API >= 0.8 x direct), p50/p99
 acknowledgement latency, and CPU seconds per MB (API process + S3 server for the API path; S3 server + this
 client for the direct path), from psutil. The API runs in its own process so its CPU is measured apart.
+With `--rounds N` each level runs direct-then-API N times (new objects each round) and the table shows the
+median of each column over the rounds (every round is in the JSON): on a shared machine one round is noise.
 
-    .venv/bin/python -m bench.ingest --uploads 64 --levels 8,32,64 --out bench-ingest.json   # from the repo root
+    .venv/bin/python -m bench.ingest --uploads 64 --levels 8,32,64 --rounds 3 --out bench-ingest.json   # repo root
 
 Everything binds to 127.0.0.1 in a temporary folder. The workload (`tests/reliability/workload.py`) is the one the
 reliability tests upload, so the benchmark and the no-loss tests measure the same thing.
@@ -44,6 +47,7 @@ from rich.table import Table
 from infra import s3server
 from infra.storage.client import ensure_buckets
 from infra.storage.config import S3Settings
+from infra.storage.integrity import choose_verification
 from ingest_api.settings import ApiSettings
 from tests.reliability.workload import MB, PhotoSet, bench_api_settings, create_event, synthetic_photos, upload_all
 
@@ -151,16 +155,29 @@ def run_level(
     }
 
 
+def median_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each numeric column's median over the rounds of one level; the rounds themselves are kept under "rounds"."""
+    summary: dict[str, Any] = {}
+    for name, value in rounds[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            summary[name] = float(np.median([r[name] for r in rounds]))
+    summary["clients"], summary["photos"] = rounds[0]["clients"], rounds[0]["photos"]
+    summary["api_retries"] = sum(r["api_retries"] for r in rounds)
+    summary["rounds"] = rounds
+    return summary
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=128, help="photos per level and path")
     parser.add_argument("--levels", default="8,32,64", help="concurrent clients, comma-separated")
     parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=1, help="direct-then-API rounds per level; medians shown")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.levels.split(",")]
 
-    console = Console()
+    console = Console(width=170)  # the table, whole, also when piped to a log
     with tempfile.TemporaryDirectory(prefix="witness-bench-ingest-") as scratch:
         root = Path(scratch)
         port = s3server.find_free_port_base()
@@ -172,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
             ensure_buckets(direct, s3)
             if not direct.bucket_exists("bench-direct"):
                 direct.make_bucket("bench-direct")
+            # What the API will find when it asks the same server at start-up (recorded with the results).
+            verification = choose_verification(direct, s3.buckets.derived)
             settings = bench_api_settings(s3, root / "api", _free_port())
             event_id = create_event(settings)
             console.print(f"generating {args.uploads} photos (3-6 MB noise JPEGs, seed {args.seed})")
@@ -181,13 +200,17 @@ def main(argv: list[str] | None = None) -> None:
                 base_url = f"http://{settings.host}:{settings.port}"
                 results = []
                 for clients in levels:
-                    console.print(f"{clients} clients ...")
-                    results.append(run_level(clients=clients, photos=photos.retagged(f"c{clients}"),
-                                             base_url=base_url, event_id=event_id, direct=direct, meter=meter))
+                    rounds = []
+                    for round_index in range(args.rounds):
+                        console.print(f"{clients} clients, round {round_index + 1}/{args.rounds} ...")
+                        rounds.append(run_level(clients=clients, photos=photos.retagged(f"c{clients}r{round_index}"),
+                                                base_url=base_url, event_id=event_id, direct=direct, meter=meter))
+                    results.append(median_of_rounds(rounds))
         finally:
             s3server.stop(root / "s3")
 
-    table = Table(title=f"Ingest: API vs direct put_object ({args.uploads} photos per level and path)")
+    title = f"Ingest: API vs direct put_object ({args.uploads} photos per level and path, median of {args.rounds})"
+    table = Table(title=title)
     for column in ("clients", "MB", "direct MB/s", "API MB/s", "ratio", "API p50 s", "API p99 s",
                    "direct p50 s", "direct p99 s", "API CPU s/MB", "direct CPU s/MB", "retries"):
         table.add_column(column, justify="right")
@@ -203,6 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1e9, 1)},
+        "rounds": args.rounds,
+        "api_write_verification": str(verification),
         "results": results,
     }
     if args.out:

@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from urllib3.exceptions import HTTPError
 
 from infra.storage.client import build_client, ensure_buckets
+from infra.storage.integrity import choose_verification
 from ingest_api.db.session import build_engine, session_factory
 from ingest_api.governance.audit_store import AuditLog
 from ingest_api.governance.auth import register_error_handlers
@@ -79,6 +80,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
             sessions=sessions,
             max_pixels=settings.max_pixels,
             api_version=api_version,
+            # Lean on the server's SHA-256 check on write only if this server is seen to refuse a wrong checksum.
+            verification=choose_verification(client, settings.s3.buckets.derived),
         )
         metrics, guard = UploadMetrics(), AbuseGuard(settings.limits)
         app.state.settings, app.state.ingest_service = settings, ingest

@@ -1,18 +1,22 @@
-"""Whole-object reads and verified writes, for every bucket: the one place that puts bytes and re-hashes them."""
+"""Whole-object reads and verified writes, for every bucket: the one place that puts bytes and proves them stored."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 from dataclasses import dataclass
+from typing import IO, BinaryIO, cast
 
 from minio import Minio
 from minio.error import S3Error
+from minio.helpers import DictType
 
-from infra.storage.integrity import verify_stored
+from infra.storage.integrity import ChecksumRefused, Verification, checksum_headers, refused_digest, verify_written
 
 SHA256_META = "x-amz-meta-sha256"
 MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NoSuchVersion"})
+# A whole-object checksum needs a single PUT; minio switches to multipart above this (S3's largest part).
+MAX_SINGLE_PUT = 5 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,55 @@ def read_bytes(client: Minio, bucket: str, key: str, version_id: str | None = No
         response.release_conn()
 
 
-def store_bytes(client: Minio, bucket: str, key: str, data: bytes, content_type: str) -> StoredObject:
-    """Write `data` and prove the stored copy hashes the same before anyone counts on it."""
-    digest = hashlib.sha256(data).hexdigest()
-    result = client.put_object(
-        bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata={SHA256_META: digest}
+def put_verified(
+    client: Minio,
+    bucket: str,
+    key: str,
+    stream: IO[bytes],
+    *,
+    size: int,
+    sha256: str,
+    content_type: str,
+    verification: Verification,
+) -> str | None:
+    """PUT `size` bytes that hash to `sha256` and prove them stored; returns the new version id.
+
+    The PUT always carries our SHA-256 as `x-amz-checksum-sha256` (a server that checks it refuses damaged bytes
+    before storing anything: ChecksumRefused) and as `x-amz-meta-sha256` (hex, for people and audits).
+    """
+    if size > MAX_SINGLE_PUT:
+        raise ValueError(f"{size} bytes is more than one PUT ({MAX_SINGLE_PUT}); a whole-object checksum needs one")
+    metadata: DictType = {SHA256_META: sha256, **checksum_headers(sha256)}
+    try:
+        result = client.put_object(
+            bucket, key, cast(BinaryIO, stream), size, content_type=content_type, metadata=metadata
+        )
+    except S3Error as error:
+        if refused_digest(error):
+            raise ChecksumRefused(bucket, key, sha256, str(error.code)) from error
+        raise
+    verify_written(
+        client, bucket, key, sha256=sha256, size=size, version_id=result.version_id, verification=verification
     )
-    verify_stored(client, bucket, key, digest, result.version_id)
-    return StoredObject(bucket, key, result.version_id, digest, len(data), created=True)
+    return result.version_id
+
+
+def store_bytes(
+    client: Minio,
+    bucket: str,
+    key: str,
+    data: bytes,
+    content_type: str,
+    *,
+    verification: Verification = Verification.READ_BACK,
+) -> StoredObject:
+    """Write `data` and prove the stored copy hashes the same before anyone counts on it.
+
+    READ_BACK by default: callers that have not asked the server (`choose_verification`) re-read what they wrote.
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    version_id = put_verified(
+        client, bucket, key, io.BytesIO(data), size=len(data), sha256=digest, content_type=content_type,
+        verification=verification,
+    )
+    return StoredObject(bucket, key, version_id, digest, len(data), created=True)

@@ -12,7 +12,7 @@ from urllib3.exceptions import HTTPError
 
 from infra.storage.config import BucketNames
 from infra.storage.evidence import StoredObject, manifest_key, store_json, store_original
-from infra.storage.integrity import IntegrityError
+from infra.storage.integrity import IntegrityError, Verification
 from ingest_api.db import repository
 from ingest_api.db.models import Upload
 from ingest_api.services.sniff import RejectedUpload, sniff_image
@@ -49,6 +49,8 @@ class IngestService:
     sessions: sessionmaker[Session]
     max_pixels: int
     api_version: str
+    # How writes are proven; the app asks the server once at start-up (`choose_verification`).
+    verification: Verification = Verification.READ_BACK
 
     def accept_photo(
         self,
@@ -61,77 +63,90 @@ class IngestService:
         submission_token_sha256: str | None = None,
     ) -> Receipt:
         """Store one photo. The submission is named by its token, or by the token's hash (resumable uploads
-        keep only the hash on disk); with neither, a new submission is opened and its token returned once."""
+        keep only the hash on disk); with neither, a new submission is opened and its token returned once.
+
+        Database sessions are short and never span an S3 call: a connection held across the store would cap the
+        number of uploads in flight at the size of the connection pool.
+        """
         if submission_token is not None:
             submission_token_sha256 = repository.hash_token(submission_token)
+        submission_id = self._open_submission_id(event_id, submission_token_sha256)
+        image = sniff_image(body.file, max_pixels=self.max_pixels)
+        received_at = datetime.now(UTC)
+        stored = self._store(body, image.media_type)
+        new_token = None
+        if submission_id is None:
+            with self.sessions() as session:
+                created = repository.create_submission(session=session, event_id=event_id)
+            submission_id, new_token = created.submission.id, created.token
+        manifest = manifest_key(event_id=event_id, submission_id=submission_id, sha256=body.sha256)
+        self._write_manifest(
+            manifest,
+            {
+                "event_id": event_id,
+                "submission_id": submission_id,
+                "sha256": body.sha256,
+                "size": body.size,
+                "media_type": image.media_type,
+                "width": image.width,
+                "height": image.height,
+                "object_key": stored.key,
+                "object_version": stored.version_id,
+                "received_at": received_at.isoformat(),
+                "api_version": self.api_version,
+                "caption": caption,
+                "client_filename": filename,
+            },
+        )
+        upload = Upload(
+            submission_id=submission_id,
+            sha256=body.sha256,
+            size=body.size,
+            media_type=image.media_type,
+            width=image.width,
+            height=image.height,
+            object_key=stored.key,
+            object_version=stored.version_id,
+            manifest_key=manifest,
+            received_at=received_at,
+            caption=caption,
+            client_filename=filename,
+        )
+        with self.sessions() as session:
+            row = repository.record_upload(session=session, upload=upload)
+            recorded_at = _as_utc(row.received_at)
+        return Receipt(
+            submission_id=submission_id,
+            event_id=event_id,
+            sha256=body.sha256,
+            size=body.size,
+            media_type=image.media_type,
+            width=image.width,
+            height=image.height,
+            received_at=recorded_at,
+            # This submission had already been given a receipt for these bytes (not merely: the store had them,
+            # which is also true after a retried upload whose first attempt failed before its receipt).
+            duplicate=row is not upload,
+            submission_token=new_token,
+        )
+
+    def _open_submission_id(self, event_id: str, token_sha256: str | None) -> str | None:
+        """Check the event accepts uploads and the token names one of its live submissions; its id, or None
+        when there is no token (a new submission is opened once the photo is stored)."""
         with self.sessions() as session:
             event = repository.get_event(session=session, event_id=event_id)
             if event is None:
                 raise RejectedUpload("unknown_event", f"no event with id {event_id!r}", status=404)
             if not event.accepts_uploads:
                 raise RejectedUpload("event_closed", f"event {event_id!r} no longer accepts uploads", status=410)
-            submission = None
-            if submission_token_sha256 is not None:
-                submission = repository.submission_for_token_hash(session=session, token_sha256=submission_token_sha256)
-                if submission is None or submission.event_id != event_id:
-                    raise RejectedUpload("bad_token", "the submission token is not valid for this event", 401)
-                if submission.withdrawn_at is not None:
-                    raise RejectedUpload("withdrawn", "this submission was withdrawn by the witness", 410)
-            image = sniff_image(body.file, max_pixels=self.max_pixels)
-            received_at = datetime.now(UTC)
-            stored = self._store(body, image.media_type)
-            new_token = None
-            if submission is None:
-                created = repository.create_submission(session=session, event_id=event_id)
-                submission, new_token = created.submission, created.token
-            manifest = manifest_key(event_id=event_id, submission_id=submission.id, sha256=body.sha256)
-            self._write_manifest(
-                manifest,
-                {
-                    "event_id": event_id,
-                    "submission_id": submission.id,
-                    "sha256": body.sha256,
-                    "size": body.size,
-                    "media_type": image.media_type,
-                    "width": image.width,
-                    "height": image.height,
-                    "object_key": stored.key,
-                    "object_version": stored.version_id,
-                    "received_at": received_at.isoformat(),
-                    "api_version": self.api_version,
-                    "caption": caption,
-                    "client_filename": filename,
-                },
-            )
-            upload = Upload(
-                submission_id=submission.id,
-                sha256=body.sha256,
-                size=body.size,
-                media_type=image.media_type,
-                width=image.width,
-                height=image.height,
-                object_key=stored.key,
-                object_version=stored.version_id,
-                manifest_key=manifest,
-                received_at=received_at,
-                caption=caption,
-                client_filename=filename,
-            )
-            row = repository.record_upload(session=session, upload=upload)
-            return Receipt(
-                submission_id=submission.id,
-                event_id=event_id,
-                sha256=body.sha256,
-                size=body.size,
-                media_type=image.media_type,
-                width=image.width,
-                height=image.height,
-                received_at=_as_utc(row.received_at),
-                # This submission had already been given a receipt for these bytes (not merely: the store had them,
-                # which is also true after a retried upload whose first attempt failed before its receipt).
-                duplicate=row is not upload,
-                submission_token=new_token,
-            )
+            if token_sha256 is None:
+                return None
+            submission = repository.submission_for_token_hash(session=session, token_sha256=token_sha256)
+            if submission is None or submission.event_id != event_id:
+                raise RejectedUpload("bad_token", "the submission token is not valid for this event", 401)
+            if submission.withdrawn_at is not None:
+                raise RejectedUpload("withdrawn", "this submission was withdrawn by the witness", 410)
+            return submission.id
 
     def _store(self, body: SpooledBody, media_type: str) -> StoredObject:
         body.file.seek(0)
@@ -143,6 +158,7 @@ class IngestService:
                 size=body.size,
                 sha256=body.sha256,
                 content_type=media_type,
+                verification=self.verification,
             )
         except IntegrityError as error:
             raise StorageUnavailable(
@@ -153,7 +169,7 @@ class IngestService:
 
     def _write_manifest(self, key: str, document: dict[str, object]) -> None:
         try:
-            store_json(self.client, self.buckets.evidence, key, document)
+            store_json(self.client, self.buckets.evidence, key, document, verification=self.verification)
         except IntegrityError as error:
             raise StorageUnavailable(f"the manifest failed verification: {error}") from error
         except (S3Error, HTTPError, OSError) as error:

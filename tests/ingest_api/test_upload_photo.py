@@ -13,6 +13,8 @@ import pytest
 from minio import Minio
 
 from infra.storage.evidence import SHA256_META, original_key, read_json
+from infra.storage.integrity import server_checksum
+from infra.storage.objects import read_bytes
 from tests.ingest_api.conftest import MAX_UPLOAD_BYTES, RunningApi
 
 pytestmark = pytest.mark.integration
@@ -67,6 +69,13 @@ def test_real_photos_are_stored_and_verified(
     assert len(manifests) == 1
     document = read_json(s3_client, bucket, str(manifests[0].object_name))
     assert document["sha256"] == receipt["sha256"] and document["submission_id"] == receipt["submission_id"]
+    # The API sent its SHA-256 as x-amz-checksum-sha256 with both writes, so the server checked the bytes against
+    # it (a wrong one is refused: tests/infra/storage/test_integrity.py) and recorded it; it records none unasked.
+    original_checksum, size, _ = server_checksum(s3_client, bucket, original_key(receipt["sha256"]), None)
+    assert original_checksum == receipt["sha256"] and size == len(data)
+    manifest_body = read_bytes(s3_client, bucket, str(manifests[0].object_name))
+    manifest_checksum = server_checksum(s3_client, bucket, str(manifests[0].object_name), None)[0]
+    assert manifest_checksum == hashlib.sha256(manifest_body).hexdigest()
 
 
 def test_duplicate_upload_is_one_object_in_one_submission(api: RunningApi, s3_client: Minio, shared_data: Path) -> None:

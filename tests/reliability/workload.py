@@ -19,8 +19,8 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
+import urllib3
 from PIL import Image
 
 from infra.storage.config import S3Settings
@@ -98,7 +98,8 @@ class UploadOutcome:
 
 
 def upload_until_acknowledged(
-    client: httpx.Client, url: str, data: bytes, *, index: int, deadline: float, backoff_s: float = 0.25,
+    client: urllib3.HTTPConnectionPool, path: str, data: bytes, *, index: int, deadline: float,
+    backoff_s: float = 0.25,
 ) -> UploadOutcome:
     """POST the photo until it is acknowledged (201) or refused for good; 429/503/connection errors are retried.
 
@@ -108,18 +109,18 @@ def upload_until_acknowledged(
     started = time.perf_counter()
     while True:
         try:
-            response = client.post(url, content=data, headers={"Content-Type": "image/jpeg"})
-        except httpx.TransportError as error:
+            response = client.request("POST", path, body=data, headers={"Content-Type": "image/jpeg"})
+        except urllib3.exceptions.HTTPError as error:
             outcome.retryable_failures.append(f"{type(error).__name__}")
             wait = backoff_s
         else:
-            outcome.status = response.status_code
-            if response.status_code not in RETRYABLE:
-                if response.status_code == 201:
+            outcome.status = response.status
+            if response.status not in RETRYABLE:
+                if response.status == 201:
                     outcome.receipt = response.json()
                 outcome.latency_s = time.perf_counter() - started
                 return outcome
-            outcome.retryable_failures.append(f"{response.status_code} {response.json().get('code')}")
+            outcome.retryable_failures.append(f"{response.status} {response.json().get('code')}")
             wait = min(float(response.headers.get("Retry-After", backoff_s)), backoff_s * 4)
         if time.monotonic() + wait > deadline:
             outcome.latency_s = time.perf_counter() - started
@@ -127,21 +128,34 @@ def upload_until_acknowledged(
         time.sleep(wait)
 
 
+def witness_connection(base_url: str) -> urllib3.HTTPConnectionPool:
+    """One keep-alive connection, no transport retries (the caller retries), the HTTP stack of minio's client.
+
+    The same client library on both sides of the benchmark: httpx, used here before, spent about 6 times the CPU of
+    urllib3 to send the same bodies, on the cores it shares with the API and the S3 server."""
+    parsed = urllib3.util.parse_url(base_url)
+    if parsed.host is None:
+        raise ValueError(f"no host in {base_url!r}")
+    return urllib3.HTTPConnectionPool(
+        parsed.host, parsed.port, maxsize=1, block=True, retries=False, timeout=urllib3.Timeout(connect=30, read=120)
+    )
+
+
 def upload_all(
     base_url: str, event_id: str, photos: PhotoSet, *, clients: int, deadline_s: float,
     on_result: Callable[[UploadOutcome], None] | None = None,
 ) -> list[UploadOutcome]:
     """`clients` threads, each with its own HTTP connection, share the photos; results in photo order."""
-    url = f"{base_url}/v1/events/{event_id}/photos"
+    path = f"/v1/events/{event_id}/photos"
     deadline = time.monotonic() + deadline_s
     local = threading.local()
-    opened: list[httpx.Client] = []
+    opened: list[urllib3.HTTPConnectionPool] = []
 
     def one(index: int) -> UploadOutcome:
         if not hasattr(local, "client"):
-            local.client = httpx.Client(timeout=120)
+            local.client = witness_connection(base_url)
             opened.append(local.client)
-        outcome = upload_until_acknowledged(local.client, url, photos.photo(index), index=index, deadline=deadline)
+        outcome = upload_until_acknowledged(local.client, path, photos.photo(index), index=index, deadline=deadline)
         if on_result is not None:
             on_result(outcome)
         return outcome

@@ -22,7 +22,13 @@ from infra.storage.evidence import (
     store_json,
     store_original,
 )
-from infra.storage.integrity import IntegrityError, stored_sha256
+from infra.storage.integrity import (
+    IntegrityError,
+    Verification,
+    checksum_headers,
+    server_checksum,
+    stored_sha256,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -77,30 +83,63 @@ def test_same_bytes_twice_is_one_object(s3_client: Minio, s3_settings: S3Setting
     assert len(versions) == 1
 
 
-def test_corrupted_write_is_caught_by_hash_verification(s3_client: Minio, s3_settings: S3Settings) -> None:
+@pytest.mark.parametrize("verification", list(Verification))
+def test_corrupted_write_is_caught_by_hash_verification(
+    s3_client: Minio, s3_settings: S3Settings, verification: Verification
+) -> None:
     data = _unique_bytes("corrupt")
     sha = hashlib.sha256(data).hexdigest()
+    bucket = s3_settings.buckets.evidence
     with pytest.raises(IntegrityError) as caught:
         store_original(
-            s3_client,
-            s3_settings.buckets.evidence,
-            stream=CorruptingReader(data),
-            size=len(data),
-            sha256=sha,
-            content_type="image/jpeg",
+            s3_client, bucket, stream=CorruptingReader(data), size=len(data), sha256=sha, content_type="image/jpeg",
+            verification=verification,
         )
     assert caught.value.expected == sha and caught.value.actual != sha
-    # The damaged copy is detectable afterwards too, and a clean retry stores a good version beside it.
+    # The server checked the body against our checksum and stored nothing; a clean retry stores the one version.
+    assert list(s3_client.list_objects(bucket, prefix=original_key(sha), include_version=True)) == []
     good = store_original(
-        s3_client,
-        s3_settings.buckets.evidence,
-        stream=io.BytesIO(data),
-        size=len(data),
-        sha256=sha,
-        content_type="image/jpeg",
+        s3_client, bucket, stream=io.BytesIO(data), size=len(data), sha256=sha, content_type="image/jpeg",
+        verification=verification,
     )
     assert good.created
-    assert stored_sha256(s3_client, s3_settings.buckets.evidence, good.key, good.version_id) == sha
+    assert stored_sha256(s3_client, bucket, good.key, good.version_id) == sha
+    assert len(list(s3_client.list_objects(bucket, prefix=good.key, include_version=True))) == 1
+
+
+@pytest.mark.parametrize("recorded_checksum", [True, False], ids=["with-server-checksum", "stored-without-one"])
+def test_a_damaged_existing_original_gets_a_fresh_version(
+    s3_client: Minio, s3_settings: S3Settings, recorded_checksum: bool
+) -> None:
+    """Other bytes under a photo's key (damage, or a writer that lied): proven wrong by the recorded checksum, or by
+    reading back where the server recorded none, and the photo is stored again beside them."""
+    data = _unique_bytes("victim")
+    sha = hashlib.sha256(data).hexdigest()
+    bucket, key = s3_settings.buckets.evidence, original_key(sha)
+    other = data[:-1] + b"?"
+    headers = checksum_headers(hashlib.sha256(other).hexdigest()) if recorded_checksum else None
+    s3_client.put_object(bucket, key, io.BytesIO(other), len(other), metadata=headers)
+    stored = store_original(
+        s3_client, bucket, stream=io.BytesIO(data), size=len(data), sha256=sha, content_type="image/jpeg",
+        verification=Verification.SERVER_CHECKSUM,
+    )
+    assert stored.created
+    assert stored_sha256(s3_client, bucket, key, stored.version_id) == sha
+    assert len(list(s3_client.list_objects(bucket, prefix=key, include_version=True))) == 2
+
+
+def test_an_intact_original_stored_without_a_checksum_is_not_stored_again(
+    s3_client: Minio, s3_settings: S3Settings
+) -> None:
+    data = _unique_bytes("legacy")
+    sha = hashlib.sha256(data).hexdigest()
+    bucket, key = s3_settings.buckets.evidence, original_key(sha)
+    first = s3_client.put_object(bucket, key, io.BytesIO(data), len(data))  # as before checksums were sent
+    again = store_original(
+        s3_client, bucket, stream=io.BytesIO(data), size=len(data), sha256=sha, content_type="image/jpeg",
+        verification=Verification.SERVER_CHECKSUM,
+    )
+    assert not again.created and again.version_id == first.version_id
 
 
 def test_object_lock_refuses_deleting_an_original(s3_client: Minio, s3_settings: S3Settings) -> None:
@@ -118,8 +157,12 @@ def test_object_lock_refuses_deleting_an_original(s3_client: Minio, s3_settings:
 
 def test_manifest_json_roundtrip(s3_client: Minio, s3_settings: S3Settings) -> None:
     key = manifest_key(event_id="e1", submission_id=f"s-{time.time_ns()}", sha256="a" * 64)
-    store_json(s3_client, s3_settings.buckets.evidence, key, {"who": "witness", "files": 1})
+    stored = store_json(
+        s3_client, s3_settings.buckets.evidence, key, {"who": "witness", "files": 1},
+        verification=Verification.SERVER_CHECKSUM,
+    )
     assert read_json(s3_client, s3_settings.buckets.evidence, key) == {"who": "witness", "files": 1}
+    assert server_checksum(s3_client, stored.bucket, key, stored.version_id)[0] == stored.sha256
 
 
 def test_presigned_urls_work_and_expire(s3_client: Minio, s3_settings: S3Settings) -> None:
