@@ -15,7 +15,8 @@ from infra.storage.integrity import ChecksumRefused, Verification, checksum_head
 
 SHA256_META = "x-amz-meta-sha256"
 MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NoSuchVersion"})
-# A whole-object checksum needs a single PUT; minio switches to multipart above this (S3's largest part).
+# A whole-object checksum needs a single PUT, which S3 allows up to this size. minio-py switches to multipart
+# above 5 MiB unless given a part size, and a multipart PUT carrying it is refused (`InvalidRequest`).
 MAX_SINGLE_PUT = 5 * 1024**3
 
 
@@ -63,7 +64,8 @@ def put_verified(
     metadata: DictType = {SHA256_META: sha256, **checksum_headers(sha256)}
     try:
         result = client.put_object(
-            bucket, key, cast(BinaryIO, stream), size, content_type=content_type, metadata=metadata
+            bucket, key, cast(BinaryIO, stream), size, content_type=content_type, metadata=metadata,
+            part_size=MAX_SINGLE_PUT,  # one PUT: the checksum covers the whole object
         )
     except S3Error as error:
         if refused_digest(error):
