@@ -5,10 +5,11 @@
 
 A version older than the one `CURRENT.json` names is deleted (every object version under its prefix) when its
 `details.parquet` holds a row of an erased or withdrawn submission, or a gone photo id, or when it is incomplete
-(no readable details: an upload that died; no pointer can name it any more). Versions without erased rows stay,
-for rollback. Never deleted: the version the pointer names, and versions newer than it (maybe being published
-right now; a later prune takes them once the pointer has moved past). Noncurrent object versions under any
-version prefix are deleted too: readers only read the latest, each checked against `release.json`.
+(no `release.json`, which is uploaded last, or no readable details: an upload that died; no pointer can name it
+any more). Versions without erased rows stay, for rollback. Never deleted: the version the pointer names, and
+versions newer than it (maybe being published right now; a later prune takes them once the pointer has moved
+past). Noncurrent object versions under any version prefix are deleted too: readers only read the latest, each
+checked against `release.json`.
 
 Why this is safe for a server still serving an old version: `read_local` loads a version whole into memory
 (index, metadata, details), so deleting it from the bucket or from the server's cache directory does not
@@ -36,7 +37,15 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
-from indexers.s3_versions import DETAILS_FILE, INDEX_ROOT, POINTER_NAME, prune_cache, read_pointer, version_prefix
+from indexers.s3_versions import (
+    DETAILS_FILE,
+    INDEX_ROOT,
+    POINTER_NAME,
+    RELEASE_FILE,
+    prune_cache,
+    read_pointer,
+    version_prefix,
+)
 from infra.storage.objects import is_missing, read_bytes
 
 #: A download staging directory untouched this long belongs to a fetch that died (fetches take seconds).
@@ -118,7 +127,9 @@ def prune_versions(client: Minio, bucket: str, kind: str, *, gone_submission_ids
         return PruneOutcome(kind, None, True)
     deleted, newer, count, current_clean = [], [], 0, True
     for version, objects in sorted(_objects_by_version(client, bucket, kind).items()):
-        details = _details(client, bucket, kind, version)
+        # details.parquet is uploaded first, release.json last: a builder killed in between leaves details only.
+        released = any(o.latest and o.key == version_prefix(kind, version) + RELEASE_FILE for o in objects)
+        details = _details(client, bucket, kind, version) if released else None
         gone = details is None or holds_gone_rows(details, gone_submission_ids, gone_photo_ids)
         if version > pointer.version:  # names sort by publication time (`new_version_name`)
             newer += [version] if gone else []

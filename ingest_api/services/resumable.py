@@ -198,20 +198,28 @@ class ResumableUploads:
                 if hasher.digest() != checksum.digest:
                     self.metrics.failures.labels("checksum_mismatch").inc()
                     raise RejectedUpload("checksum_mismatch", f"the chunk's {checksum.algorithm} does not match", 460)
-            state = self.store.acknowledge(state, handle, offset + received)
+            if offset + received < state.length:
+                state = self.store.acknowledge(state, handle, offset + received)
+            else:
+                # The final offset is recorded only with the receipt (`store.finish`). Were it recorded first, an
+                # API killed while storing would answer HEAD with Upload-Offset = Upload-Length after a restart,
+                # and a tus client would stop there without a receipt, the photo never stored.
+                self.store.sync(handle)
+                state = replace(state, offset=state.length)
         finally:
             handle.close()
         if state.offset == state.length:
-            state = await self._complete(state, previous_offset=offset)
+            state = await self._complete(state)
         return state
 
-    async def _complete(self, state: UploadState, *, previous_offset: int) -> UploadState:
+    async def _complete(self, state: UploadState) -> UploadState:
+        """Store the spooled file; until the receipt is recorded the spool still says the last chunk is missing,
+        so after a storage failure (or a crash) the client re-sends it and this runs again (storing is idempotent)."""
         started = time.perf_counter()
         try:
             receipt = await asyncio.to_thread(self._ingest, state)
         except StorageUnavailable:
             self.metrics.failures.labels("storage_unavailable").inc()
-            self.store.save(replace(state, offset=previous_offset))  # the client re-sends the last chunk
             raise
         except RejectedUpload as error:
             self.metrics.failures.labels(error.code).inc()

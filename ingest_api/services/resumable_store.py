@@ -107,9 +107,14 @@ class ResumableStore:
         handle.seek(state.offset)
         return handle
 
-    def acknowledge(self, state: UploadState, handle: IO[bytes], new_offset: int) -> UploadState:
+    @staticmethod
+    def sync(handle: IO[bytes]) -> None:
+        """Make the bytes written through `handle` durable (before any offset that covers them is recorded)."""
         handle.flush()
         os.fsync(handle.fileno())
+
+    def acknowledge(self, state: UploadState, handle: IO[bytes], new_offset: int) -> UploadState:
+        self.sync(handle)
         updated = replace(state, offset=new_offset)
         self.save(updated)
         return updated
