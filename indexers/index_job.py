@@ -14,6 +14,7 @@ uploaded and then pointed to (`indexers.s3_versions`). Runs are read the way
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,18 @@ def _next(kind: str, base: KindIndex | None, records: _Records, runs: tuple[str,
     return updated, "updated", new_runs, present
 
 
+STALE_BUILD_S = 24 * 3600
+
+
+def remove_stale_builds(kind_dir: Path, *, older_than_s: float = STALE_BUILD_S, now: float | None = None) -> list[Path]:
+    """Delete local build folders a killed builder left behind (a day old: never a concurrent builder's)."""
+    cutoff = (time.time() if now is None else now) - older_than_s
+    stale = [item for item in kind_dir.glob("*") if item.is_dir() and item.stat().st_mtime < cutoff]
+    for item in stale:
+        shutil.rmtree(item, ignore_errors=True)
+    return stale
+
+
 def index_catalog(client: Minio, bucket: str, *, kinds: Sequence[str] = INDEX_KINDS, work_dir: Path,
                   cache_root: Path, withdrawn_submission_ids: Collection[str] = (), rebuild: bool = False,
                   params: IndexParams | None = None) -> list[IndexOutcome]:
@@ -100,12 +113,17 @@ def index_catalog(client: Minio, bucket: str, *, kinds: Sequence[str] = INDEX_KI
             outcomes.append(IndexOutcome(kind, action, published[0].version, len(published[1].meta)))
             continue
         version = new_version_name()
-        path = write_local(work_dir / kind, version, state)
-        previous = published[0].version if published else None
-        if rebuild:
-            current = read_pointer(client, bucket, kind)
-            previous = current.version if current else None
-        publish_version(client, bucket, path, expect_previous=previous)
-        shutil.rmtree(path)  # the search service verifies its own download; this copy served its purpose
+        remove_stale_builds(work_dir / kind)
+        path = work_dir / kind / version
+        try:
+            write_local(work_dir / kind, version, state)
+            previous = published[0].version if published else None
+            if rebuild:
+                current = read_pointer(client, bucket, kind)
+                previous = current.version if current else None
+            publish_version(client, bucket, path, expect_previous=previous)
+        finally:
+            # The search service verifies its own download; this copy served its purpose (or failed).
+            shutil.rmtree(path, ignore_errors=True)
         outcomes.append(IndexOutcome(kind, action, version, len(state.meta), added, removed))
     return outcomes
