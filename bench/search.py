@@ -1,21 +1,31 @@
-"""Benchmark the indexers: build time, single-query latency (p50/p99), QPS and recall@10 vs exact.
+"""Benchmark the indexers: build time, memory, single-query latency (p50/p99), QPS and recall@10 vs exact.
 
-Index types Flat / HNSW (several efSearch) / IVF-PQ + refine, unfenced and fenced (fences keeping
-1% and 10% of the vectors, through the FAISS selector and through exact search on the subset), on
-seeded clustered unit vectors (dim 128 by default). Queries run one at a time, as investigators
-issue them, so QPS = 1 / mean latency on this machine's threads.
+Index types Flat / HNSW (several efSearch) / IVF-PQ + refine / Certified (8-bit codes + exact re-rank over a
+Flat index, `indexers.certified`), unfenced and fenced (fences keeping 0.1 %, 1 % and 10 % of the vectors:
+random subsets, the worst case for memory locality), through the FAISS selector, through the exact scan of the
+subset and through the certified scan. `--end-to-end` adds `fenced_search` with a real place + time `Fence`
+over synthetic metadata (fence mask, id mapping and search together). Seeded clustered unit vectors; queries
+run one at a time, as investigators issue them, so QPS = 1 / mean latency on this machine's threads.
+
+Memory per index type: `serialized` is the size of `faiss.serialize_index` of the index (what a version file
+holds); `rss_delta` is the process RSS growth across the build (what serving it costs, allocator slack
+included). Certified codes are derived at load, never serialized: their row gives the codes' own bytes and the
+RSS growth of building them, on top of the Flat index they re-rank from.
 
     .venv/bin/python bench/search.py --sizes 10000,100000 --out bench-search.json
-    .venv/bin/python bench/search.py --million --out bench-search-1m.json   # adds 1,000,000
+    .venv/bin/python bench/search.py --sizes 1000000 --dim 512 --queries 100 --end-to-end --out bench-1m.json
+    .venv/bin/python bench/search.py --sizes 1000000 --dim 512 --index-types flat,certified   # minutes, not 15
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +35,29 @@ from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
 
-from indexers.vector_index import IndexParams, IndexType, VectorIndex
+from indexers.fence import Circle, Fence, TimeWindow
+from indexers.metadata import MetadataTable
+from indexers.search import fenced_search
+from indexers.vector_index import IndexParams, IndexType, SearchPath, VectorIndex
 
 K = 10
+INDEX_TYPES = ("flat", "hnsw", "ivfpq", "certified")
 SearchFn = Callable[[NDArray[np.float32]], NDArray[np.int64]]
 
 
-def unit_vectors(n: int, d: int, rng: np.random.Generator, centres: NDArray[np.float64]) -> NDArray[np.float32]:
-    x = centres[rng.integers(0, len(centres), n)] + 0.6 * rng.standard_normal((n, d))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x.astype(np.float32)
+def unit_vectors(n: int, d: int, rng: np.random.Generator, centres: NDArray[np.float32]) -> NDArray[np.float32]:
+    """`(n, d) float32` around `centres`, generated in float32 chunks (1M x 512 without 4 GB of float64)."""
+    out = np.empty((n, d), np.float32)
+    for start in range(0, n, 65_536):
+        m = min(65_536, n - start)
+        x = centres[rng.integers(0, len(centres), m)] + 0.6 * rng.standard_normal((m, d), dtype=np.float32)
+        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux /proc)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def exact_ids(db: NDArray[np.float32], ids: NDArray[np.int64], queries: NDArray[np.float32]) -> NDArray[np.int64]:
@@ -56,55 +79,128 @@ def measure(search: SearchFn, queries: NDArray[np.float32], truth: NDArray[np.in
             "p99_ms": round(float(np.percentile(lat, 99)), 3), "recall_at_10": round(hits / truth.size, 4)}
 
 
-def configs(n: int) -> list[tuple[str, IndexType, list[dict[str, Any]]]]:
-    return [
-        ("flat", IndexType.FLAT, [{}]),
-        ("hnsw M32", IndexType.HNSW, [{"ef_search": ef} for ef in (32, 64, 128, 256)]),
-        ("ivfpq+refine", IndexType.IVFPQ_REFINE,
-         [{"nprobe": p, "k_factor": 8.0} for p in (16, 64)]),
-    ]
+def configs(selected: tuple[str, ...]) -> list[tuple[str, IndexType, SearchPath, list[dict[str, Any]]]]:
+    """(label, index type, search path, search settings) for the selected index types."""
+    every = {
+        "flat": ("flat", IndexType.FLAT, SearchPath.APPROXIMATE, [{}]),
+        "hnsw": ("hnsw M32", IndexType.HNSW, SearchPath.APPROXIMATE, [{"ef_search": ef} for ef in (64, 128, 256)]),
+        "ivfpq": ("ivfpq+refine", IndexType.IVFPQ_REFINE, SearchPath.APPROXIMATE,
+                  [{"nprobe": p, "k_factor": 8.0} for p in (16, 64)]),
+        "certified": ("certified (sq8 + exact re-rank)", IndexType.FLAT, SearchPath.CERTIFIED, [{}]),
+    }
+    return [every[name] for name in selected]
 
 
-def bench_size(n: int, d: int, nq: int, seed: int, console: Console) -> list[dict[str, Any]]:
+def index_memory(index: VectorIndex, path: SearchPath) -> int:
+    """Bytes of the structure the path adds: the serialized FAISS index, or the certified codes."""
+    if path is SearchPath.CERTIFIED:
+        return index.codes().nbytes
+    return len(faiss.serialize_index(index.index))
+
+
+def synthetic_meta(ids: NDArray[np.int64], rng: np.random.Generator) -> MetadataTable:
+    """Detections spread uniformly over ~45 x 55 km and one year, in random order (no layout advantage)."""
+    n = len(ids)
+    t0 = int(datetime(2025, 1, 1, tzinfo=UTC).timestamp())
+    none = np.full(n, None, dtype=object)
+    return MetadataTable(
+        ids=ids, lat=51.3 + 0.4 * rng.random(n), lon=-0.5 + 0.8 * rng.random(n),
+        position_trusted=np.ones(n, bool), taken_at=t0 + rng.integers(0, 365 * 86_400, n),
+        time_known=np.ones(n, bool), time_trusted=np.ones(n, bool), detection_id=none, photo_id=none,
+        event_id=none, kind=np.full(n, "bench", dtype=object), attributes=none, box=np.zeros((n, 4), np.float32))
+
+
+def place_time_fence(meta: MetadataTable, fraction: float) -> Fence:
+    """A circle around central London and the first half of 2025, the radius bisected to keep `fraction`."""
+    window = TimeWindow(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=182))
+    low, high = 10.0, 60_000.0
+    for _ in range(30):
+        radius = (low + high) / 2
+        fence = Fence(area=Circle(51.5, -0.1, radius), window=window, include_unplaced=False, include_untimed=False)
+        low, high = (radius, high) if fence.mask(meta).mean() < fraction else (low, radius)
+    return Fence(area=Circle(51.5, -0.1, high), window=window, include_unplaced=False, include_untimed=False)
+
+
+def bench_size(n: int, d: int, nq: int, seed: int, selected: tuple[str, ...], fractions: list[float],
+               end_to_end: bool, console: Console) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((1024, d))
+    centres = rng.standard_normal((1024, d)).astype(np.float32)
     db, queries = unit_vectors(n, d, rng, centres), unit_vectors(nq, d, rng, centres)
     ids = rng.choice(2**62, size=n, replace=False).astype(np.int64)
-    fences = {"none": None, **{f"{int(f * 100)}%": np.sort(rng.choice(n, int(n * f), replace=False))
-                               for f in (0.01, 0.10)}}
+    fences = {"none": None, **{f"{f * 100:g}%": np.sort(rng.choice(n, int(n * f), replace=False)) for f in fractions}}
     truth = {name: exact_ids(db if sel is None else db[sel], ids if sel is None else ids[sel], queries)
              for name, sel in fences.items()}
     rows: list[dict[str, Any]] = []
     params = IndexParams(hnsw_m=32, hnsw_ef_construction=100)
-    for label, index_type, search_settings in configs(n):
-        start = time.perf_counter()
+    for label, index_type, path, search_settings in configs(selected):
+        rss_before, start = rss_bytes(), time.perf_counter()
         index = VectorIndex.build("bench", ids, db, index_type=index_type, params=params)
-        build_s = time.perf_counter() - start
-        console.log(f"n={n:,} {label}: built in {build_s:.1f} s")
+        if path is SearchPath.CERTIFIED:  # time and memory of the codes only, on top of the Flat index
+            rss_before, start = rss_bytes(), time.perf_counter()
+            index.codes()
+        build_s, rss_delta = time.perf_counter() - start, rss_bytes() - rss_before
+        common = {"n": n, "index": label, "build_s": round(build_s, 2), "rss_delta_mb": round(rss_delta / 2**20),
+                  "memory_mb": round(index_memory(index, path) / 2**20)}
+        console.log(f"n={n:,} {label}: built in {build_s:.1f} s, {common['memory_mb']} MB, "
+                    f"RSS +{common['rss_delta_mb']} MB")
         for settings in search_settings:
             for fence_name, sel in fences.items():
                 allowed = None if sel is None else ids[sel]
 
                 def run(q: NDArray[np.float32], allowed: NDArray[np.int64] | None = allowed, index: VectorIndex = index,
-                        settings: dict[str, Any] = settings) -> NDArray[np.int64]:
-                    return index.search(q, K, allowed_ids=allowed, **settings)[1]
+                        settings: dict[str, Any] = settings, path: SearchPath = path) -> NDArray[np.int64]:
+                    return index.search(q, K, allowed_ids=allowed, path=path, **settings)[1]
 
-                result = measure(run, queries, truth[fence_name])
-                rows.append({"n": n, "index": label, "build_s": round(build_s, 2), "fence": fence_name,
-                             "path": "selector", **settings, **result})
-            if index_type is IndexType.HNSW and settings == search_settings[0]:
-                # The exact path of fenced_search: scan the flat storage with the fence's selector.
-                for fence_name, sel in fences.items():
-                    if sel is None:
-                        continue
-
+                rows.append({**common, "fence": fence_name, "path": path.value, **settings,
+                             **measure(run, queries, truth[fence_name])})
+        if index_type is IndexType.FLAT and path is SearchPath.APPROXIMATE:
+            # The EXACT path of fenced_search: scan the float32 storage with the fence's selector.
+            for fence_name, sel in fences.items():
+                if sel is not None:
                     def exact(q: NDArray[np.float32], allowed: NDArray[np.int64] = ids[sel],
                               index: VectorIndex = index) -> NDArray[np.int64]:
-                        return index.search(q, K, allowed_ids=allowed, exact=True)[1]
+                        return index.search(q, K, allowed_ids=allowed, path=SearchPath.EXACT)[1]
 
-                    rows.append({"n": n, "index": label, "build_s": round(build_s, 2), "fence": fence_name,
+                    rows.append({**common, "index": "exact scan of the subset", "fence": fence_name,
                                  "path": "exact", **measure(exact, queries, truth[fence_name])})
+        if end_to_end and path is SearchPath.CERTIFIED:
+            rows += bench_end_to_end(index, db, ids, queries, fractions, rng, common, console)
+        del index
     return rows
+
+
+def bench_end_to_end(index: VectorIndex, db: NDArray[np.float32], ids: NDArray[np.int64],
+                     queries: NDArray[np.float32], fractions: list[float], rng: np.random.Generator,
+                     common: dict[str, Any], console: Console) -> list[dict[str, Any]]:
+    """`fenced_search` with place + time fences: mask, id mapping, path choice and search, as the service runs."""
+    meta = synthetic_meta(ids, rng)
+    index.positions_of(meta.ids)  # what KindIndex.warm() does before serving
+    meta.warm()
+    rows = []
+    for fraction in fractions:
+        fence = place_time_fence(meta, fraction)
+        inside = fence.mask(meta)
+        truth = exact_ids(db[inside], ids[inside], queries)
+        mask_ms = np.median([_timed(lambda fence=fence: fence.mask(meta)) for _ in range(20)])
+        paths: list[str] = []
+
+        def run(q: NDArray[np.float32], fence: Fence = fence, paths: list[str] = paths) -> NDArray[np.int64]:
+            result = fenced_search(index, meta, q, K, fence=fence)
+            paths.append(result.path.value)
+            return result.ids
+
+        result = measure(run, queries, truth)
+        console.log(f"end-to-end {fraction:.1%}: kept {inside.mean():.3%}, mask {mask_ms:.1f} ms, {result}")
+        rows.append({**common, "index": "fenced_search (place+time)", "fence": f"{fraction * 100:g}%",
+                     "path": "/".join(sorted(set(paths))), "kept": round(float(inside.mean()), 5),
+                     "mask_ms": round(float(mask_ms), 2), **result})
+    return rows
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,21 +210,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--index-types", default=",".join(INDEX_TYPES),
+                        help=f"comma-separated subset of {', '.join(INDEX_TYPES)}")
+    parser.add_argument("--fractions", default="0.001,0.01,0.1", help="fence sizes as fractions of n")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="also time fenced_search with place + time fences (needs 'certified')")
     parser.add_argument("--out", type=Path, help="write results as JSON here")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.million else [])
-    console = Console(width=140)
-    rows = [row for n in sizes for row in bench_size(n, args.dim, args.queries, args.seed, console)]
+    selected = tuple(name for name in args.index_types.split(",") if name)
+    unknown = set(selected) - set(INDEX_TYPES)
+    if unknown:
+        parser.error(f"--index-types: unknown {sorted(unknown)}; choose from {', '.join(INDEX_TYPES)}")
+    fractions = [float(f) for f in args.fractions.split(",") if f]
+    console = Console(width=160)
+    rows = [row for n in sizes
+            for row in bench_size(n, args.dim, args.queries, args.seed, selected, fractions, args.end_to_end, console)]
     table = Table(title=f"fenced search, dim {args.dim}, k={K}, {faiss.omp_get_max_threads()} threads")
-    for col in ("n", "index", "params", "fence", "path", "build_s", "qps", "p50_ms", "p99_ms", "recall@10"):
+    for col in ("n", "index", "params", "fence", "path", "build_s", "memory_mb", "rss_delta_mb", "qps", "p50_ms",
+                "p99_ms", "recall@10"):
         table.add_column(col, justify="left" if col in ("index", "params", "fence", "path") else "right")
     for r in rows:
-        extra = ", ".join(f"{k}={r[k]}" for k in ("ef_search", "nprobe", "k_factor") if k in r)
+        extra = ", ".join(f"{k}={r[k]}" for k in ("ef_search", "nprobe", "k_factor", "kept", "mask_ms") if k in r)
         table.add_row(f"{r['n']:,}", r["index"], extra, r["fence"], r["path"], f"{r['build_s']:.2f}",
-                      f"{r['qps']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['recall_at_10']:.3f}")
+                      str(r["memory_mb"]), str(r["rss_delta_mb"]), f"{r['qps']:.0f}", f"{r['p50_ms']:.2f}",
+                      f"{r['p99_ms']:.2f}", f"{r['recall_at_10']:.3f}")
     console.print(table)
     if args.out:
-        meta = {"dim": args.dim, "queries": args.queries, "seed": args.seed, "k": K,
+        meta = {"dim": args.dim, "queries": args.queries, "seed": args.seed, "k": K, "index_types": selected,
                 "threads": faiss.omp_get_max_threads(), "faiss": faiss.__version__,
                 "machine": platform.machine(), "python": platform.python_version()}
         tmp = args.out.with_name(args.out.name + ".tmp")

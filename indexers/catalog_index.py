@@ -82,9 +82,10 @@ class KindIndex:
             raise CatalogIndexError(f"{self.kind}: details rows are not aligned with the metadata rows")
 
     def warm(self) -> KindIndex:
-        """Compute the lazily cached lookups now, before the index is shared between threads."""
-        self.index.labels()
-        self.meta.rows_of(np.empty(0, np.int64))
+        """Compute the lazily cached lookups (and the certified path's codes) now, before the index is
+        shared between threads: a query never pays for them, and a hot swap installs a ready index."""
+        self.index.warm().positions_of(self.meta.ids)
+        self.meta.warm()
         return self
 
 

@@ -58,8 +58,26 @@ class Circle:
             raise FenceError(f"radius_m must be a positive number; got {self.radius_m}")
 
     def contains(self, lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """`(n,) bool`: points within the circle; NaN positions are outside."""
-        return np.asarray(haversine_m(lat, lon, self.lat, self.lon) <= self.radius_m)
+        """`(n,) bool`: points within the circle; NaN positions are outside.
+
+        Haversine decides, but only for points inside the circle's bounding box: a great-circle distance
+        is at least the latitude difference, and within a cap of angular radius a that stays clear of the
+        poles, longitudes differ by at most asin(sin a / cos lat0). The box is widened by a relative 1e-6
+        (a centimetre at 10 km) so rounding can only let extra points through to the exact test.
+        """
+        lat = np.asarray(lat, dtype=np.float64)
+        lon = np.asarray(lon, dtype=np.float64)
+        angle = self.radius_m / EARTH_RADIUS_M
+        rows = np.flatnonzero(np.abs(lat - self.lat) <= np.degrees(angle) * (1 + 1e-6) + 1e-9)
+        if abs(self.lat) + np.degrees(angle) < 89.0:  # clear of the poles: cos(lat0) > sin(angle) > 0
+            half_width = np.degrees(np.arcsin(np.sin(angle) / np.cos(np.radians(self.lat))))
+            # min(d, 360 - d) is the longitude difference across the antimeridian, or less (never more) for
+            # values outside [-180, 180]: a cheap stand-in for a float modulo, which costs ~30 ns a value.
+            dlon = np.abs(lon[rows] - self.lon)
+            rows = rows[np.minimum(dlon, 360.0 - dlon) <= half_width * (1 + 1e-6) + 1e-9]
+        inside = np.zeros(lat.shape, dtype=bool)
+        inside[rows] = haversine_m(lat[rows], lon[rows], self.lat, self.lon) <= self.radius_m
+        return inside
 
 
 def _unwrap(lon: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -106,8 +124,12 @@ class Polygon:
         lat = np.asarray(lat, dtype=np.float64)
         lon = np.asarray(lon, dtype=np.float64)
         inside = np.zeros(lat.shape, dtype=bool)
+        # A horizontal ray from a point outside the ring's latitude span crosses no edge: test only the band.
+        rows = np.flatnonzero((lat >= self._y.min()) & (lat < self._y.max()))
+        band = np.zeros(rows.shape, dtype=bool)
         for shift in (-360.0, 0.0, 360.0):
-            inside |= self._contains_planar(lon + shift, lat)
+            band |= self._contains_planar(lon[rows] + shift, lat[rows])
+        inside[rows] = band
         return inside
 
     def _contains_planar(self, px: NDArray[np.float64], py: NDArray[np.float64]) -> NDArray[np.bool_]:
@@ -158,19 +180,20 @@ class Fence:
     event_ids: frozenset[str] | None = None
 
     def mask(self, meta: MetadataTable) -> NDArray[np.bool_]:
-        """`(n,) bool` over the rows of `meta`."""
+        """`(n,) bool` over the rows of `meta`. Cheap column comparisons run first over every row; the
+        area's geometry runs only on the placed rows they keep."""
         keep = np.ones(len(meta), dtype=bool)
-        if self.event_ids is not None:
-            allowed = self.event_ids
-            keep &= np.fromiter((event in allowed for event in meta.event_id), dtype=bool, count=len(meta))
-        if self.area is not None:
-            placed = meta.position_trusted
-            in_area = np.zeros(len(meta), dtype=bool)
-            in_area[placed] = self.area.contains(meta.lat[placed], meta.lon[placed])
-            keep &= in_area | (~placed & self.include_unplaced)
         if self.window is not None:
             timed = meta.time_trusted & meta.time_known
-            in_window = np.zeros(len(meta), dtype=bool)
-            in_window[timed] = self.window.contains(meta.taken_at[timed])
+            start, end = _epoch_s(self.window.start, "start"), _epoch_s(self.window.end, "end")
+            in_window = timed & (meta.taken_at >= start) & (meta.taken_at < end)
             keep &= in_window | (~timed & self.include_untimed)
+        if self.event_ids is not None:
+            keep &= meta.event_mask(self.event_ids)
+        if self.area is not None:
+            placed = meta.position_trusted
+            area_ok = ~placed if self.include_unplaced else np.zeros(len(meta), dtype=bool)
+            rows = np.flatnonzero(keep & placed)
+            area_ok[rows[self.area.contains(meta.lat[rows], meta.lon[rows])]] = True
+            keep &= area_ok
         return keep

@@ -158,6 +158,37 @@ class MetadataTable:
         order = np.argsort(self.ids)
         return order, self.ids[order]
 
+    @cached_property
+    def _event_codes(self) -> tuple[NDArray[np.int32], dict[str | None, int]]:
+        """event_id as small ints (one Python pass, once) so event fences compare integers, not strings."""
+        names: dict[str | None, int] = {}
+        codes = np.fromiter((names.setdefault(event, len(names)) for event in self.event_id), dtype=np.int32,
+                            count=len(self))
+        return codes, names
+
+    @cached_property
+    def _kind_codes(self) -> tuple[NDArray[np.int32], dict[str | None, int]]:
+        names: dict[str | None, int] = {}
+        codes = np.fromiter((names.setdefault(kind, len(names)) for kind in self.kind), dtype=np.int32,
+                            count=len(self))
+        return codes, names
+
+    def event_mask(self, event_ids: frozenset[str]) -> NDArray[np.bool_]:
+        """`(n,) bool`: rows whose event_id is one of `event_ids` (rows without an event never are)."""
+        codes, names = self._event_codes
+        wanted = np.fromiter((names[e] for e in event_ids if e in names), dtype=np.int32)
+        return np.isin(codes, wanted)
+
+    def kind_mask(self, kind: str) -> NDArray[np.bool_]:
+        """`(n,) bool`: rows of detections of `kind`."""
+        codes, names = self._kind_codes
+        return codes == names[kind] if kind in names else np.zeros(len(self), dtype=bool)
+
+    def warm(self) -> MetadataTable:
+        """Compute the cached lookups now, before the table is shared between threads."""
+        _ = self._id_order, self._event_codes, self._kind_codes
+        return self
+
     def rows_of(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
         """Row positions of `ids` (any shape, int64; same shape out); -1 where an id is absent or -1."""
         flat = np.asarray(ids, dtype=np.int64).ravel()

@@ -15,7 +15,11 @@ search filters out with an `IDSelectorBitmap`, and `compact()` rebuilds from the
 `max_tombstone_fraction`. A withdrawn id is therefore never returned, before or after compaction.
 
 Searches run on the wrapped index with a selector over its internal positions (a bitmap is O(1)
-per test, unlike `IDSelectorBatch` translated through the id map) and translate labels back.
+per test, unlike `IDSelectorBatch` translated through the id map) and translate labels back. Three paths
+(`SearchPath`): APPROXIMATE (the HNSW / IVF index), EXACT (scan of the flat float32 storage) and CERTIFIED
+(`indexers.certified`: scan of 8-bit codes, exact re-rank, proven equal to EXACT). The codes are derived
+data: built on first use or by `warm()` (about 2 s per million 512-d vectors), kept in step by `add`,
+rebuilt after `remove` on Flat and after `compact`, never written to the version files.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
+from indexers.certified import CertifiedStats, CompressedCodes, certified_search
+
 # faiss 1.15 ships a partial `__init__.pyi`: it lacks SearchParametersHNSW, the keyword constructors
 # that faiss adds at import, and `referenced_objects`. Those runtime-only parts go through this alias.
 _faiss: Any = faiss
@@ -37,6 +43,12 @@ class IndexType(StrEnum):
     FLAT = "flat"
     HNSW = "hnsw"
     IVFPQ_REFINE = "ivfpq_refine"
+
+
+class SearchPath(StrEnum):
+    APPROXIMATE = "approximate"  # the HNSW / IVF-PQ index (Flat: the same exact scan)
+    EXACT = "exact"  # scan of the float32 storage
+    CERTIFIED = "certified"  # 8-bit code scan + exact re-rank, certified equal to EXACT
 
 
 class VectorError(ValueError):
@@ -126,6 +138,9 @@ class VectorIndex:
         self._labels: NDArray[np.int64] | None = None
         # argsort of the labels and the sorted labels, for id -> position lookups; rebuilt with _labels
         self._sorted: tuple[NDArray[np.int64], NDArray[np.int64]] = (np.empty(0, np.int64),) * 2
+        self._codes: CompressedCodes | None = None
+        # (ids array, its positions): `positions_of` for an immutable metadata id column, looked up once
+        self._known_ids: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
 
     @classmethod
     def build(cls, kind: str, ids: NDArray[np.int64], vectors: NDArray[np.float32], *,
@@ -150,6 +165,47 @@ class VectorIndex:
     def __len__(self) -> int:
         """Live (searchable) vectors."""
         return int(self.index.ntotal) - len(self.tombstones)
+
+    def warm(self) -> VectorIndex:
+        """Compute the lazily cached lookups and codes now, before the index is shared between threads."""
+        self.labels()
+        self.codes()
+        return self
+
+    def codes(self) -> CompressedCodes:
+        """8-bit codes of every stored vector, for the CERTIFIED path (built on first use)."""
+        if self._codes is None:
+            self._codes = CompressedCodes.build(self.flat_vectors())
+        return self._codes
+
+    def flat_vectors(self) -> NDArray[np.float32]:
+        """`(ntotal, d) float32` read-only view of the stored vectors; valid until the index next changes."""
+        storage: Any = self._flat_storage()
+        if not storage.ntotal:
+            return np.empty((0, self.dim), np.float32)
+        view = faiss.rev_swig_ptr(storage.get_xb(), int(storage.ntotal) * self.dim).reshape(-1, self.dim)
+        view.flags.writeable = False
+        return view
+
+    def positions_of(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """`(m,) int64` internal position of each id, -1 if absent (tombstoned ids keep theirs). The answer
+        for the last array passed is kept while the index is unchanged: pass an immutable column (e.g.
+        `MetadataTable.ids`) to look it up once."""
+        if self._known_ids is not None and self._known_ids[0] is ids:
+            return self._known_ids[1]
+        positions, found = self._lookup(ids)
+        answer = np.where(found, positions, -1)
+        self._known_ids = (ids, answer)
+        return answer
+
+    def tombstone_positions(self) -> NDArray[np.int64]:
+        """`(t,) int64` internal positions of the tombstoned (removed, not yet compacted) ids."""
+        return self._positions(self.tombstones)
+
+    def _changed(self, *, positions_moved: bool) -> None:
+        self._labels, self._known_ids = None, None
+        if positions_moved:
+            self._codes = None
 
     def labels(self) -> NDArray[np.int64]:
         """`(ntotal,) int64` id at each internal position (tombstoned ids included)."""
@@ -185,7 +241,9 @@ class VectorIndex:
         if present.size:
             raise VectorError(f"{present.size} ids already in the index, e.g. {int(present[0])}")
         self.index.add_with_ids(vectors, ids)
-        self._labels = None
+        if self._codes is not None:
+            self._codes.add(vectors)  # appended at the same positions as in the flat storage
+        self._changed(positions_moved=False)
 
     def remove(self, ids: NDArray[np.int64]) -> int:
         """Remove ids (unknown ids are ignored); returns how many live vectors were removed."""
@@ -195,7 +253,7 @@ class VectorIndex:
             return 0
         if self.index_type is IndexType.FLAT:
             self.index.remove_ids(faiss.IDSelectorBatch(live))
-            self._labels = None
+            self._changed(positions_moved=True)
         else:
             self.tombstones = np.union1d(self.tombstones, live)
             if len(self.tombstones) > self.params.max_tombstone_fraction * self.index.ntotal:
@@ -221,7 +279,8 @@ class VectorIndex:
         self.index.reset()
         if keep.size:
             self.index.add_with_ids(vectors, keep)
-        self.tombstones, self._labels = np.empty(0, np.int64), None
+        self.tombstones = np.empty(0, np.int64)
+        self._changed(positions_moved=True)
 
     def _positions(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
         """Internal positions `(m,) int64` of those `ids` present in the id map (tombstoned or not)."""
@@ -238,35 +297,59 @@ class VectorIndex:
         return inner
 
     def search(self, queries: NDArray[np.float32], k: int, *, allowed_ids: NDArray[np.int64] | None = None,
-               exact: bool = False, ef_search: int | None = None, nprobe: int | None = None,
+               path: SearchPath = SearchPath.APPROXIMATE, ef_search: int | None = None, nprobe: int | None = None,
                k_factor: float | None = None) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Top-k by inner product: scores `(nq, k) float32` (-inf padding), ids `(nq, k) int64` (-1).
 
-        `exact=True` scans the flat vector storage (recall 1.0, cost ~ allowed count x dim): the path for
-        small or very selective fences, where graph and IVF searches with a selector lose recall.
+        EXACT and CERTIFIED give recall 1.0 (the paths for fences, where graph and IVF searches with a
+        selector lose recall); EXACT costs ~ allowed count x dim x 4 bytes, CERTIFIED a quarter of that.
         """
+        mask = None
+        if allowed_ids is not None:
+            mask = np.zeros(int(self.index.ntotal), dtype=bool)
+            mask[self._positions(allowed_ids)] = True
+        scores, ids, _ = self.search_positions(queries, k, mask, path=path, ef_search=ef_search, nprobe=nprobe,
+                                               k_factor=k_factor)
+        return scores, ids
+
+    def search_positions(self, queries: NDArray[np.float32], k: int, allowed: NDArray[np.bool_] | None, *,
+                         path: SearchPath, ef_search: int | None = None, nprobe: int | None = None,
+                         k_factor: float | None = None,
+                         ) -> tuple[NDArray[np.float32], NDArray[np.int64], CertifiedStats | None]:
+        """`search` over a mask `(ntotal,) bool` of allowed internal positions (None: all; tombstones are
+        always excluded). Also returns how the CERTIFIED path went (None on the other paths)."""
         queries = check_vectors(queries, self.dim, "queries")
         if k < 1:
             raise VectorError(f"k must be >= 1; got {k}")
         ntotal = int(self.index.ntotal)
-        if allowed_ids is None and not len(self.tombstones):
-            mask = None
-        else:
-            mask = np.zeros(ntotal, dtype=bool)
-            mask[self._positions(allowed_ids) if allowed_ids is not None else slice(None)] = True
-            mask[self._positions(self.tombstones)] = False
+        mask = allowed
+        if len(self.tombstones):
+            mask = np.ones(ntotal, dtype=bool) if allowed is None else allowed.copy()
+            mask[self.tombstone_positions()] = False
         # The selector reads the bitmap's memory through a raw pointer: both stay referenced here.
         bitmap = np.packbits(mask, bitorder="little") if mask is not None else None
         sel = faiss.IDSelectorBitmap(ntotal, faiss.swig_ptr(bitmap)) if bitmap is not None else None
-        if exact:
-            scores, positions = self._flat_storage().search(queries, k, params=_faiss.SearchParameters(sel=sel))
+        stats = None
+
+        def exact(rows: NDArray[np.int64]) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+            found: tuple[NDArray[np.float32], NDArray[np.int64]] = self._flat_storage().search(
+                queries[rows], k, params=_faiss.SearchParameters(sel=sel))
+            return found
+
+        if path is SearchPath.CERTIFIED:
+            allowed_count = ntotal if mask is None else int(np.count_nonzero(mask))
+            scores, positions, stats = certified_search(
+                self.codes(), self.flat_vectors(), queries, k, bitmap, allowed_count, exact,
+                threads=faiss.omp_get_max_threads())
+        elif path is SearchPath.EXACT:
+            scores, positions = exact(np.arange(len(queries)))
         else:
             params = self._search_params(sel, ef_search, nprobe, k_factor)
             scores, positions = self.index.index.search(queries, k, params=params)
         labels = self.labels()
         ids = np.where(positions >= 0, labels[np.clip(positions, 0, None)], -1) if ntotal else positions
         scores = np.where(positions >= 0, scores, -np.inf).astype(np.float32)
-        return scores, ids.astype(np.int64)
+        return scores, ids.astype(np.int64), stats
 
     def _search_params(self, sel: faiss.IDSelector | None, ef_search: int | None, nprobe: int | None,
                        k_factor: float | None) -> faiss.SearchParameters:

@@ -234,6 +234,8 @@ class SearchService:
                 query: str) -> SearchOutcome:
         """Nearest neighbours of each query vector `(nq, d) float32` among `kind` detections in the fence."""
         served = self._served(kind)
+        # The path follows the fence's size (indexers.search.choose_path): small fences EXACT, fences under half
+        # the index CERTIFIED (exact too), no fence or a wider one the approximate index; `exact` reports it.
         result = fenced_search(served.data.index, served.data.meta, vectors, k, fence=fence)
         hits = []
         for q in range(len(vectors)):

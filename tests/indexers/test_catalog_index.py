@@ -22,7 +22,7 @@ from indexers.fence import Circle, Fence, TimeWindow
 from indexers.plates import plate_texts, search_plates
 from indexers.s3_versions import read_local, write_local
 from indexers.search import fenced_search
-from indexers.vector_index import IndexType
+from indexers.vector_index import IndexType, SearchPath
 from tests.indexers.real_catalog import (
     IDENTITIES,
     INCIDENT,
@@ -88,7 +88,7 @@ def test_update_adds_new_runs_and_erases_withdrawn_photos(index_type: IndexType)
     assert not {"photo-a3", "photo-b1"} & set(updated.meta.photo_id.tolist())
     assert updated.details.column("detection_id").to_pylist() == updated.meta.detection_id.tolist()
     # every surviving vector is still found exactly where it was
-    scores, ids = updated.index.search(vectors[[0, 45]], 1, exact=True)
+    scores, ids = updated.index.search(vectors[[0, 45]], 1, path=SearchPath.EXACT)
     assert ids[:, 0].tolist() == updated.meta.ids[np.isin(updated.meta.photo_id, ["photo-a0", "photo-b5"])].tolist()
     assert np.allclose(scores[:, 0], 1.0, atol=1e-5)
 

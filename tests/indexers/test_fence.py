@@ -151,3 +151,31 @@ def test_time_window_in_local_time_across_a_daylight_saving_switch(records: Reco
     meta = MetadataTable.from_records(det, photos)
     fence = Fence(area=None, window=TimeWindow(start, end), include_unplaced=False, include_untimed=False)
     assert fence.mask(meta).tolist() == [False, True, True, False, True]
+
+
+@pytest.mark.parametrize(("centre", "radius"), [((51.5, -0.12), 8_000.0), ((0.0, 179.9), 50_000.0),
+                                                ((-60.0, -179.99), 400_000.0), ((88.5, 30.0), 200_000.0),
+                                                ((-45.0, 10.0), 12_000_000.0)])
+def test_circle_bounding_box_prefilter_never_changes_the_answer(centre: tuple[float, float], radius: float) -> None:
+    rng = np.random.default_rng(5)
+    lat = np.concatenate([rng.uniform(-90, 90, 20_000),
+                          np.clip(centre[0] + rng.normal(0, radius / 50_000, 20_000), -90, 90)])
+    lon = np.concatenate([rng.uniform(-180, 180, 20_000), (centre[1] + rng.normal(0, radius / 30_000, 20_000)
+                                                           + 180.0) % 360.0 - 180.0])
+    # points exactly on the boundary, all round the circle
+    on = [destination(*centre, b, radius) for b in np.linspace(0.0, 360.0, 73)]
+    lat, lon = np.append(lat, [p[0] for p in on]), np.append(lon, [p[1] for p in on])
+    plain = haversine_m(lat, lon, *centre) <= radius
+    assert np.array_equal(Circle(*centre, radius).contains(lat, lon), plain)
+    assert plain.sum() > 0
+
+
+def test_polygon_latitude_band_prefilter_never_changes_the_answer() -> None:
+    ring = Polygon(lat=(51.0, 51.2, 51.6, 51.3), lon=(-0.5, 0.3, 0.1, -0.4))
+    rng = np.random.default_rng(6)
+    lat = np.concatenate([rng.uniform(50.8, 51.8, 20_000), [51.0, 51.6, 51.2, np.nan]])
+    lon = np.concatenate([rng.uniform(-0.7, 0.5, 20_000), [-0.5, 0.1, 0.3, 0.0]])
+    every_row = np.zeros(len(lat), dtype=bool)
+    for shift in (-360.0, 0.0, 360.0):
+        every_row |= ring._contains_planar(lon + shift, lat)
+    assert np.array_equal(ring.contains(lat, lon), every_row) and every_row.sum() > 1_000

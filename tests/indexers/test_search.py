@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from indexers.fence import Circle, Fence, TimeWindow
 from indexers.metadata import MetadataTable
 from indexers.search import fenced_search
-from indexers.vector_index import IndexParams, IndexType, VectorIndex
+from indexers.vector_index import IndexParams, IndexType, SearchPath, VectorIndex
 
 RecordFactory = Callable[..., tuple[pa.Table, pa.Table]]
 VectorFactory = Callable[..., NDArray[np.float32]]
@@ -40,9 +40,13 @@ def face_index(meta: MetadataTable, x: NDArray[np.float32], index_type: IndexTyp
                              params=IndexParams(hnsw_m=16, ivf_nlist=32, pq_m=8, ivf_nprobe=16))
 
 
+#: fenced_search thresholds that force each path: (exact_below, certified_fraction_below)
+PATH_THRESHOLDS = {SearchPath.EXACT: (20_000, 0.0), SearchPath.CERTIFIED: (0, 1.0), SearchPath.APPROXIMATE: (0, 0.0)}
+
+
 @pytest.mark.parametrize("index_type", list(IndexType))
-@pytest.mark.parametrize("exact_below", [0, 20_000])
-def test_fenced_results_stay_inside_the_fence(index_type: IndexType, exact_below: int, t0: datetime,
+@pytest.mark.parametrize("path", list(SearchPath))
+def test_fenced_results_stay_inside_the_fence(index_type: IndexType, path: SearchPath, t0: datetime,
                                               world: tuple[MetadataTable, NDArray[np.float32]],
                                               recall: RecallFn) -> None:
     meta, x = world
@@ -50,10 +54,13 @@ def test_fenced_results_stay_inside_the_fence(index_type: IndexType, exact_below
     fence = Fence(area=Circle(*CENTRE, 1_200.0), window=TimeWindow(t0, t0 + timedelta(hours=1)),
                   include_unplaced=False, include_untimed=False)
     queries = x[N:]
+    exact_below, certified_fraction_below = PATH_THRESHOLDS[path]
     result = fenced_search(index, meta, queries, 10, fence=fence, exact_below=exact_below,
-                           exact_fraction_below=0.0, ef_search=256)
+                           exact_fraction_below=0.0, certified_fraction_below=certified_fraction_below,
+                           ef_search=256)
     inside = fence.mask(meta) & (meta.kind == "face")
-    assert result.exact == (exact_below > 0) and result.candidates == inside.sum()
+    assert result.path is path and result.exact == (path is not SearchPath.APPROXIMATE)
+    assert result.candidates == inside.sum()
     assert np.isin(result.ids[result.ids >= 0], meta.ids[inside]).all()
     assert (result.rows >= 0).all() and np.array_equal(meta.ids[result.rows], result.ids)
     truth_r = recall(x[:N][inside], meta.ids[inside], queries, result.ids)
@@ -66,9 +73,9 @@ def test_unfenced_and_withdrawn(world: tuple[MetadataTable, NDArray[np.float32]]
     faces = np.flatnonzero(meta.kind == "face")
     withdrawn = meta.ids[faces[:20]]
     index.remove(withdrawn)
-    for exact_below in (0, 20_000):
+    for exact_below, certified_fraction_below in PATH_THRESHOLDS.values():
         result = fenced_search(index, meta, x[faces[:20]], 5, fence=None, exact_below=exact_below,
-                               exact_fraction_below=0.0)
+                               exact_fraction_below=0.0, certified_fraction_below=certified_fraction_below)
         assert not np.isin(result.ids, withdrawn).any()
         assert result.candidates == len(faces) - 20
         assert set(meta.kind[result.rows.ravel()]) == {"face"}
