@@ -11,6 +11,8 @@ originals + manifests, one copy per measured path, then measures
          model loading on the workers counts). Stage times inside the job come from sampling the threads that
          run bundles every 10 ms (in process; Dask workers sample themselves the same way, `Client.profile`),
          or from the job's own Beam metrics where the bundles run in subprocesses (multi_processing).
+The loop runs first and again after every job path; each job is compared with the mean of the loop runs on either
+side of it (the machine is shared and its load moves within minutes).
 
     .venv/bin/python bench/extract.py --count 64 --out docs/bench/bench-extract-models-2026-11-23.json
     .venv/bin/python bench/extract.py --count 8 --runs loop,dask_2          # quick look
@@ -23,6 +25,7 @@ import importlib
 import json
 import platform
 import resource
+import statistics
 import sys
 import tempfile
 import threading
@@ -33,7 +36,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psutil
 from distributed import Client
 from distributed import profile as sampling
@@ -50,7 +52,7 @@ from beam_jobs.extraction.places import place_name
 from beam_jobs.extraction.thumbnails import make_thumbnail
 from beam_jobs.models.base import Box
 from beam_jobs.models.plates import PlateFamily
-from beam_jobs.pipeline.detect import crop_jpeg, has_pixels, installed_families, load_families
+from beam_jobs.pipeline.detect import crop_jpeg, has_pixels, installed_families, load_families, rgb_pixels
 from beam_jobs.pipeline.launcher import RunSummary, run_extract
 from beam_jobs.pipeline.manifests import list_manifest_keys, parse_manifest
 from beam_jobs.pipeline.settings import ExtractSettings
@@ -69,6 +71,7 @@ RUNS: dict[str, tuple[str, list[str], int]] = {  # name -> runner, flags, Dask w
     "dask_1": ("DaskRunner", [], 1),
     "dask_2": ("DaskRunner", [], 2),
 }
+ONE_PROCESS_PER_CORE = {"multi_processing_x2", "dask_2"}  # where --model-threads applies (2 cores here)
 MODEL_FILES = {"models/faces.py": "model.faces", "models/objects.py": "model.objects",
                "models/plates.py": "model.plates", "models/plate_geometry.py": "model.plates"}
 STAGE_FUNCTIONS = {"read_bytes": "read", "parse_manifest": "read", "decode_image": "decode", "read_exif": "exif",
@@ -99,11 +102,10 @@ def stage_of(description: dict[str, Any], current: str | None) -> str | None:
     for suffix, stage in MODEL_FILES.items():
         if filename.endswith(suffix):
             return stage
-    if name == "process" and filename.endswith("pipeline/detect.py"):
-        return "model stage: decode again, glue"
+    if name in ("rgb_pixels", "detect_photo") and filename.endswith("pipeline/detect.py"):
+        return "model glue (pixels to array, records)"
     if name in STAGE_FUNCTIONS and ("/beam_jobs/" in filename or "/infra/" in filename):
-        stage = STAGE_FUNCTIONS[name]
-        return "model stage: decode again, glue" if stage == "decode" and current and "model" in current else stage
+        return STAGE_FUNCTIONS[name]
     return current
 
 
@@ -187,7 +189,7 @@ def loop(settings: ExtractSettings, families: list[str]) -> dict[str, float]:
             decoded = decode_image(data, max_pixels=settings.max_pixels)
         except UnreadableImage:
             continue
-        image = np.asarray(decoded.image.convert("RGB"))
+        image = rgb_pixels(decoded.image)
         t = timed("decode", t)
         exif = read_exif(data)
         resolve_capture_time(exif, lat=exif.lat, lon=exif.lon, uploaded_at_utc=pending.received_at)
@@ -267,8 +269,8 @@ def cluster_cpu_seconds(client: Client) -> float:
 
 def metric_stages(summary: RunSummary) -> dict[str, float]:
     """Stage seconds from the job's Beam distributions (mean ms x count) where the bundles cannot be sampled."""
-    names = {"read_ms": "read", "extract_ms": "decode + exif + hash + thumbnail", "thumbnail_ms": "s3 write",
-             "detect_ms": "model stage (all families, crops, S3)"}
+    names = {"read_ms": "read", "extract_ms": "decode + exif + hash + thumbnail", "write_derived_ms": "s3 write",
+             "detect_ms": "models (all families, crops)"}
     return {stage: summary.metrics.get(f"{metric}.mean", 0.0) * summary.metrics.get(f"{metric}.count", 0.0) / 1000
             for metric, stage in names.items()}
 
@@ -278,11 +280,13 @@ def described(summary: RunSummary, stages: dict[str, float], **extra: Any) -> di
             "detections": summary.rows("detections"), "stages": stages, **extra}
 
 
-def upload(base: S3Settings, name: str, files: list[Path], families: list[str]) -> ExtractSettings:
+def upload(base: S3Settings, name: str, files: list[Path], families: list[str], model_threads: int | None
+           ) -> ExtractSettings:
     bucket = name.replace("_", "-")
     s3 = base.model_copy(update={"buckets": BucketNames(
         evidence=f"ev-{bucket}", derived=f"derived-{bucket}", catalog=f"cat-{bucket}")})
-    settings = ExtractSettings.from_mapping({"s3": s3, "extract_models": families})
+    threads = model_threads if name in ONE_PROCESS_PER_CORE else None
+    settings = ExtractSettings.from_mapping({"s3": s3, "extract_models": families, "model_threads": threads})
     client = build_client(s3)
     ensure_buckets(client, s3)
     for index, path in enumerate(files):  # distinct submissions: every copy is its own photo
@@ -290,9 +294,19 @@ def upload(base: S3Settings, name: str, files: list[Path], families: list[str]) 
     return settings
 
 
+def mean_loop(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean total, CPU and stage seconds over the loop's runs."""
+    stages = {stage for run in runs for stage in run["stages"]}
+    return {"total": statistics.mean(run["total"] for run in runs), "cpu": statistics.mean(run["cpu"] for run in runs),
+            "stages": {stage: statistics.mean(run["stages"].get(stage, 0.0) for run in runs) for stage in stages}}
+
+
 def report(results: dict[str, Any], count: int) -> Table:
-    """Per-photo ms of each stage (loop: timed; job: sampled or metric), then photos/s and the ratio to the loop."""
-    loop_total = results["loop"]["total"]
+    """Per-photo ms of each stage (loop: mean of its runs; job: sampled or metric), photos/s, ratios to the loop.
+
+    Each job's ratio is to the mean of the loop runs just before and after it: on a shared machine the load moves
+    within minutes (a loop run of the same code took 33 s and 43 s ten minutes apart), one loop run is no yardstick.
+    """
     names = [name for name in RUNS if name in results]
     table = Table(title=f"extraction, {count} photos, models: {', '.join(results['models']) or 'none'}")
     table.add_column("stage (ms/photo of worker time)")
@@ -304,10 +318,13 @@ def report(results: dict[str, Any], count: int) -> Table:
                                for name in ("loop", *names)))
     table.add_row("whole run, wall s", *(f"{results[name]['total']:.1f}" for name in ("loop", *names)))
     table.add_row("photos/s", *(f"{count / results[name]['total']:.2f}" for name in ("loop", *names)))
-    table.add_row("ratio to the loop", "1.00", *(f"{loop_total / results[name]['total']:.2f}" for name in names))
+    table.add_row("loop runs beside it, wall s", " ".join(f"{run['total']:.1f}" for run in results["loop_runs"]),
+                  *(" ".join(f"{total:.1f}" for total in results[name]["loop_totals"]) for name in names))
+    table.add_row("ratio to the loop beside it", "1.00",
+                  *(f"{statistics.mean(results[name]['loop_totals']) / results[name]['total']:.2f}" for name in names))
     table.add_row("CPU s/photo", *(f"{results[name]['cpu'] / count:.2f}" for name in ("loop", *names)))
-    table.add_row("ratio to the loop, CPU", "1.00",
-                  *(f"{results['loop']['cpu'] / results[name]['cpu']:.2f}" for name in names))
+    table.add_row("ratio to the loop beside it, CPU", "1.00",
+                  *(f"{statistics.mean(results[name]['loop_cpus']) / results[name]['cpu']:.2f}" for name in names))
     return table
 
 
@@ -316,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=64)
     parser.add_argument("--models", default=None, help="comma-separated families or 'none' (default: all installed)")
     parser.add_argument("--runs", default=",".join(["loop", *RUNS]), help="which of: loop," + ",".join(RUNS))
+    parser.add_argument("--model-threads", type=int, default=None,
+                        help=f"WITNESS_MODEL_THREADS for {', '.join(sorted(ONE_PROCESS_PER_CORE))} (default: OpenCV's)")
     parser.add_argument("--out", type=Path, default=Path("bench-extract.json"))
     args = parser.parse_args(argv)
     families = [f for f in (args.models or "").split(",") if f and f != "none"] if args.models is not None \
@@ -324,21 +343,36 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     files = photo_files(args.count)
     results: dict[str, Any] = {"machine": platform.platform(), "count": args.count, "models": families,
+                               "model_threads": args.model_threads,
                                "files": [str(path.relative_to(SHARED)) for path in files]}
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         port = s3server.find_free_port_base()
         base = S3Settings(endpoint=f"127.0.0.1:{port}", evidence_retention_days=1)
         s3server.start(Path(tmp) / "s3", base, s3_port=port)
         try:
-            for name in runs:
-                settings = upload(base, name, files, families)
+            loop_settings = upload(base, "loop", files, families, None) if "loop" in runs else None
+            loop_runs: list[dict[str, Any]] = []
+
+            def run_loop() -> dict[str, Any]:
+                assert loop_settings is not None
+                timings = loop(loop_settings, families)
+                loop_runs.append({"total": timings.pop("total"), "cpu": timings.pop("cpu"), "stages": timings})
+                console.log(f"loop: {loop_runs[-1]['total']:.1f} s")
+                return loop_runs[-1]
+
+            before = run_loop() if loop_settings else None
+            for name in (name for name in runs if name != "loop"):
+                settings = upload(base, name, files, families, args.model_threads)
                 console.log(f"{name}: {args.count} photos uploaded, running")
-                if name == "loop":
-                    timings = loop(settings, families)
-                    results[name] = {"total": timings.pop("total"), "cpu": timings.pop("cpu"), "stages": timings}
-                else:
-                    results[name] = job(settings, families, name, Path(tmp))
+                results[name] = job(settings, families, name, Path(tmp))
                 console.log(f"{name}: {results[name]['total']:.1f} s")
+                if before is not None:  # the loop again, right after: the job's yardstick is the mean of both
+                    after = run_loop()
+                    results[name] |= {"loop_totals": [before["total"], after["total"]],
+                                      "loop_cpus": [before["cpu"], after["cpu"]]}
+                    before = after
+            if loop_runs:
+                results["loop_runs"], results["loop"] = loop_runs, mean_loop(loop_runs)
         finally:
             s3server.stop(Path(tmp) / "s3")
     if "loop" in results:

@@ -2,13 +2,17 @@
 
 This is the whole per-photo step of the extraction job as a pure function; the Beam DoFn adds
 the run fields (`thumbnail_key`, `extracted_by`, `run_id`) and sends `RejectedPhoto` to the
-dead-letter output.
+dead-letter output. `extract_photo` also hands back the decoded image, so the model stage runs on
+the same pixels without decoding the original a second time.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+
+from PIL import Image
 
 from beam_jobs.extraction.capture_time import resolve_capture_time
 from beam_jobs.extraction.decode import UnreadableImage, decode_image
@@ -41,7 +45,14 @@ def _valid_position(lat: float, lon: float) -> bool:
     return -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0 and (lat, lon) != (0.0, 0.0)
 
 
-def extract_photo_facts(
+@dataclass(frozen=True, slots=True)
+class ExtractedPhoto:
+    facts: PhotoFacts
+    thumbnail: bytes
+    image: Image.Image  # upright RGB, as decoded for the facts (EXIF orientation applied)
+
+
+def extract_photo(
     data: bytes,
     *,
     object_key: str,
@@ -51,8 +62,8 @@ def extract_photo_facts(
     device_position: tuple[float, float] | None,
     max_pixels: int,
     thumbnail_max_side: int = DEFAULT_MAX_SIDE,
-) -> tuple[PhotoFacts, bytes]:
-    """Decode, read EXIF, place and date one photo; return its facts and a metadata-free thumbnail.
+) -> ExtractedPhoto:
+    """Decode, read EXIF, place and date one photo; return its facts, a metadata-free thumbnail and the pixels.
 
     Position: EXIF GPS when usable, else `device_position` (the phone's position at upload).
     Raises `RejectedPhoto` for bytes that are not a readable photo within `max_pixels`.
@@ -100,4 +111,22 @@ def extract_photo_facts(
         phash=phash_hex(decoded.image),
         exif_problems=(*facts.problems, *filter(None, [decoded.orientation_problem])),
     )
-    return record, make_thumbnail(decoded.image, max_side=thumbnail_max_side)
+    return ExtractedPhoto(record, make_thumbnail(decoded.image, max_side=thumbnail_max_side), decoded.image)
+
+
+def extract_photo_facts(
+    data: bytes,
+    *,
+    object_key: str,
+    event_id: str,
+    submission_id: str,
+    uploaded_at_utc: datetime,
+    device_position: tuple[float, float] | None,
+    max_pixels: int,
+    thumbnail_max_side: int = DEFAULT_MAX_SIDE,
+) -> tuple[PhotoFacts, bytes]:
+    """`extract_photo` without the pixels: the facts and the thumbnail."""
+    photo = extract_photo(data, object_key=object_key, event_id=event_id, submission_id=submission_id,
+                          uploaded_at_utc=uploaded_at_utc, device_position=device_position, max_pixels=max_pixels,
+                          thumbnail_max_side=thumbnail_max_side)
+    return photo.facts, photo.thumbnail

@@ -1,9 +1,11 @@
 """The model stage: faces, vehicles/persons and plates on each extracted photo -> `Detection` records.
 
-Families come from `beam_jobs.models.registry`; each worker process loads them once through Beam's
-`Shared` handle (DoFn instances come and go per bundle on some runners, the models stay). Crops are
-written EXIF-free to `derived/crops/<detection_id>.jpg`. Low-quality faces keep `low_quality=True` in
-their attributes so the indexer leaves them out.
+Pure functions over the decoded pixels; the per-photo DoFn (`transforms.AnalysePhoto`) calls them on the image
+it has just decoded for the facts, so each original is decoded once. Families come from
+`beam_jobs.models.registry`; each worker process loads them once through Beam's `Shared` handle
+(`acquire_families`: DoFn instances come and go per bundle on some runners, the models stay). Crops are
+written EXIF-free to `derived/crops/<detection_id>.jpg`. Low-quality faces keep `low_quality=True` in their
+attributes so the indexer leaves them out.
 
 Why not RunInference: its BatchElements step emits the last batch from `finish_bundle`, which Beam 2.77's
 DaskRunner drops (measured: 10 elements in, 8 out). These families run one image at a time anyway.
@@ -12,31 +14,26 @@ DaskRunner drops (measured: 10 elements in, 8 out). These families run one image
 from __future__ import annotations
 
 import importlib.util
-import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import apache_beam as beam
+import cv2
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 from PIL import Image
 
-from beam_jobs.extraction.decode import decode_image
 from beam_jobs.models import registry
 from beam_jobs.models.base import Box, ModelFamily, RGBImage
 from beam_jobs.models.base import Detection as ModelDetection
 from beam_jobs.models.install import is_installed
 from beam_jobs.models.plates import PlateFamily
-from beam_jobs.pipeline.transforms import NAMESPACE, Extracted
-from beam_jobs.records import DeadLetter, Detection
-from infra.storage.client import build_client
-from infra.storage.config import S3Settings
-from infra.storage.objects import store_bytes
+from beam_jobs.pipeline.settings import METRICS_NAMESPACE
+from beam_jobs.records import Detection
 
 FAMILY_ORDER = ("faces", "objects", "plates")
 DETECTION_NAMESPACE = uuid.UUID("0b6c2f1e-7d0a-5e44-9a1b-5f3c8d2e4a71")
@@ -62,12 +59,26 @@ def resolve_families(requested: Sequence[str] | None, models_dir: Path) -> tuple
     return tuple(name for name in FAMILY_ORDER if name in requested)
 
 
+def set_model_threads(threads: int) -> None:
+    """OpenCV's thread pool size for this process (YuNet/SFace, resizes); ONNX Runtime sessions use 1 already.
+
+    Process-wide: called by a worker before it loads the families. Two worker processes on two cores, each with
+    OpenCV's default of a thread per core, run four busy threads on two cores.
+    """
+    cv2.setNumThreads(threads)
+
+
 def load_families(names: Sequence[str], models_dir: Path) -> list[ModelFamily]:
     options: dict[str, dict[str, Any]] = {"objects": {"models_dir": models_dir}, "plates": {"intra_op_threads": 1}}
     families = [registry.create(name, **options.get(name, {})) for name in names]
     for family in families:
         family.load()
     return families
+
+
+def rgb_pixels(image: Image.Image) -> RGBImage:
+    """The decoded photo as an `(h, w, 3) uint8` array; an RGB image is copied once, not converted first."""
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
 
 def detection_id_for(photo_id: str, model_version: str, index: int) -> str:
@@ -113,7 +124,7 @@ def detect_photo(
             detections = family.detect(image)
         kept = [det for det in detections if has_pixels(det.box, image.shape[1], image.shape[0])]
         if len(kept) < len(detections):  # counted, so a model that starts emitting them is seen
-            Metrics.counter(NAMESPACE, f"detections.degenerate.{family.name}").inc(len(detections) - len(kept))
+            Metrics.counter(METRICS_NAMESPACE, f"detections.degenerate.{family.name}").inc(len(detections) - len(kept))
         detections = kept
         vehicle_boxes += [det.box for det in detections if det.kind == "vehicle"]
         vectors = family.embed(image, detections) if detections and family.embedding_dim else None
@@ -142,39 +153,14 @@ def detect_photo(
 
 
 @dataclass(frozen=True)
-class _Loaded:
+class LoadedFamilies:
+    """The loaded families of one worker process (a class: `Shared` keeps weak references, not lists)."""
+
     families: list[ModelFamily]
 
 
-class DetectObjects(beam.DoFn):
-    """`Extracted` -> `Detection` records (dead letters pass by: they have no pixels)."""
-
-    def __init__(self, *, s3: S3Settings, families: Sequence[str], models_dir: str, max_pixels: int,
-                 crop_max_side: int) -> None:
-        super().__init__()
-        self.s3, self.families, self.models_dir = s3, tuple(families), models_dir
-        self.max_pixels, self.crop_max_side = max_pixels, crop_max_side
-        self._shared = Shared()
-        self.client: Any = None
-        self.loaded: _Loaded | None = None
-
-    def setup(self) -> None:
-        self.client = build_client(self.s3)
-        tag = f"{','.join(self.families)}@{self.models_dir}"
-        self.loaded = self._shared.acquire(lambda: _Loaded(load_families(self.families, Path(self.models_dir))), tag)
-
-    def process(self, element: Extracted | DeadLetter) -> Iterator[Detection]:
-        if not isinstance(element, Extracted):
-            return
-        if self.loaded is None:
-            raise RuntimeError("DetectObjects.setup() was not called")
-        started = time.perf_counter()
-        image = np.asarray(decode_image(element.data, max_pixels=self.max_pixels).image.convert("RGB"))
-        found = detect_photo(self.loaded.families, image, photo_id=element.record.facts.photo_id,
-                             crop_max_side=self.crop_max_side)
-        Metrics.distribution(NAMESPACE, "detect_ms").update(int((time.perf_counter() - started) * 1000))
-        for record, crop in found:
-            if record.crop_key is not None:
-                store_bytes(self.client, self.s3.buckets.derived, record.crop_key, crop, "image/jpeg")
-            Metrics.counter(NAMESPACE, f"detections.{record.kind}").inc()
-            yield record
+def acquire_families(shared: Shared, names: Sequence[str], models_dir: Path) -> LoadedFamilies:
+    """The families `names`, loaded once per worker process and job (`shared` belongs to the job's DoFn)."""
+    tag = f"{','.join(names)}@{models_dir}"
+    loaded: LoadedFamilies = shared.acquire(lambda: LoadedFamilies(load_families(names, models_dir)), tag)
+    return loaded

@@ -106,7 +106,7 @@ def run_extract(
         s3=settings.s3, run_id=new_run_id(), extracted_by=settings.extracted_by, max_pixels=settings.max_pixels,
         thumbnail_max_side=settings.thumbnail_max_side, crop_max_side=settings.crop_max_side,
         num_shards=settings.num_shards, families=resolve_families(requested, settings.models_dir),
-        models_dir=settings.models_dir,
+        models_dir=settings.models_dir, model_threads=settings.model_threads,
     )
     pipeline = beam.Pipeline(options=pipeline_options(runner, beam_args))
     build_pipeline(pipeline, manifests, config)

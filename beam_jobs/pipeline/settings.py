@@ -21,6 +21,7 @@ from infra.storage.config import S3Settings
 
 JOB_NAME = "witness-extract"
 JOB_VERSION = "1"
+METRICS_NAMESPACE = "extract"  # the namespace of every Beam counter and distribution the job reports
 
 
 class ExtractSettings(BaseSettings):
@@ -35,6 +36,9 @@ class ExtractSettings(BaseSettings):
     extract_models: list[str] | None = Field(
         default=None, description="model families to run; None = every installed family, [] = none"
     )
+    model_threads: int | None = Field(
+        default=None, ge=1, description="OpenCV threads per worker process for the models; None = OpenCV's "
+        "default (every core). 1 where the runner starts one worker process per core (Dask, multi_processing)")
     models_dir: Path = Field(default_factory=default_models_dir, description="where the YOLOX ONNX lives")
 
     @property

@@ -1,7 +1,8 @@
-"""Per-photo DoFns of the extraction job, each a thin shell around a pure function.
+"""Per-photo DoFns of the extraction job, each a thin shell around pure functions.
 
-ReadEvidence (manifest key -> manifest + original bytes) -> ExtractFacts (`extract_photo_facts`) ->
-WriteThumbnail (derived bucket, EXIF-free) -> `Extracted` (photo record + bytes for the model stage).
+ReadEvidence (manifest key -> manifest + original bytes) -> AnalysePhoto (`extract_photo`, then the model
+families' `detect_photo` on the same decoded pixels) -> WriteDerived (thumbnail and crops to the derived bucket,
+EXIF-free) -> `Extracted` (photo record + its detections).
 
 Every DoFn has ONE output whose elements are either the next stage's value or a `DeadLetter`;
 `only(cls)` splits them. Not tagged outputs: Beam 2.77's DaskRunner hands every consumer of a
@@ -14,23 +15,27 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.utils.shared import Shared
 from minio import Minio
 from minio.error import S3Error
+from PIL import Image
 
-from beam_jobs.extraction.photo import RejectedPhoto, extract_photo_facts
+from beam_jobs.extraction.photo import RejectedPhoto, extract_photo
+from beam_jobs.pipeline.detect import LoadedFamilies, acquire_families, detect_photo, rgb_pixels, set_model_threads
 from beam_jobs.pipeline.manifests import InvalidManifest, PendingPhoto, parse_manifest
-from beam_jobs.records import DeadLetter, PhotoFacts, PhotoRecord
+from beam_jobs.pipeline.settings import METRICS_NAMESPACE as NAMESPACE
+from beam_jobs.records import DeadLetter, Detection, PhotoFacts, PhotoRecord
 from infra.storage.client import build_client
 from infra.storage.config import S3Settings
 from infra.storage.objects import is_missing, read_bytes, store_bytes
 
-NAMESPACE = "extract"
 T = TypeVar("T")
 
 
@@ -41,19 +46,21 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
-class Facts:
+class Analysed:
+    """One photo's facts, thumbnail and detections (each with its crop's JPEG), nothing written yet."""
+
     pending: PendingPhoto
     facts: PhotoFacts
     thumbnail: bytes
-    data: bytes
+    detections: tuple[tuple[Detection, bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Extracted:
-    """A written photo record, with the original's bytes kept for the model stage."""
+    """A photo record and its detection records, thumbnail and crops written (the original's bytes are dropped)."""
 
     record: PhotoRecord
-    data: bytes
+    detections: tuple[Detection, ...]
 
 
 def thumbnail_key(photo_id: str) -> str:
@@ -138,20 +145,36 @@ class ReadEvidence(_S3DoFn):
         yield Evidence(pending, data)
 
 
-class ExtractFacts(beam.DoFn):
-    """`Evidence` -> `Facts` via the pure `extract_photo_facts`, or a `DeadLetter` with its reason."""
+class AnalysePhoto(beam.DoFn):
+    """`Evidence` -> `Analysed` (facts, thumbnail, detections from ONE decode) or a `DeadLetter` with its reason.
 
-    def __init__(self, *, max_pixels: int, thumbnail_max_side: int, run_id: str) -> None:
+    Fused on purpose: the model stage as its own DoFn decoded every original a second time (47 ms per photo in
+    process, 106-199 ms on Dask, measured in docs/BENCHMARKS.md), and handing the pixels to a next DoFn would
+    pickle up to 60 MB per photo between workers on cluster runners.
+    """
+
+    def __init__(self, *, max_pixels: int, thumbnail_max_side: int, run_id: str, families: Sequence[str] = (),
+                 models_dir: str = "", crop_max_side: int = 512, model_threads: int | None = None) -> None:
         super().__init__()
         self.max_pixels, self.thumbnail_max_side, self.run_id = max_pixels, thumbnail_max_side, run_id
+        self.families, self.models_dir, self.crop_max_side = tuple(families), models_dir, crop_max_side
+        self.model_threads = model_threads
+        self._shared = Shared()
+        self.loaded: LoadedFamilies | None = None
 
-    def process(self, element: Evidence | DeadLetter) -> Iterator[Facts | DeadLetter]:
+    def setup(self) -> None:
+        if self.families and self.model_threads is not None:
+            set_model_threads(self.model_threads)
+        if self.families:
+            self.loaded = acquire_families(self._shared, self.families, Path(self.models_dir))
+
+    def process(self, element: Evidence | DeadLetter) -> Iterator[Analysed | DeadLetter]:
         if isinstance(element, DeadLetter):
             yield element
             return
         pending, started = element.pending, time.perf_counter()
         try:
-            facts, thumbnail = extract_photo_facts(
+            photo = extract_photo(
                 element.data,
                 object_key=pending.object_key,
                 event_id=pending.event_id,
@@ -167,43 +190,61 @@ class ExtractFacts(beam.DoFn):
                               run_id=self.run_id)
             return
         Metrics.distribution(NAMESPACE, "extract_ms").update(int((time.perf_counter() - started) * 1000))
-        yield Facts(pending, facts_with_position_source(facts, pending), thumbnail, element.data)
+        facts = facts_with_position_source(photo.facts, pending)
+        yield Analysed(pending, facts, photo.thumbnail, self._detections(photo.image, facts.photo_id))
+
+    def _detections(self, image: Image.Image, photo_id: str) -> tuple[tuple[Detection, bytes], ...]:
+        if not self.families:
+            return ()
+        if self.loaded is None:  # setup() not called: a runner bug, not bad input
+            raise RuntimeError("AnalysePhoto.setup() was not called")
+        started = time.perf_counter()
+        found = detect_photo(self.loaded.families, rgb_pixels(image), photo_id=photo_id,
+                             crop_max_side=self.crop_max_side)
+        Metrics.distribution(NAMESPACE, "detect_ms").update(int((time.perf_counter() - started) * 1000))
+        return tuple(found)
 
 
-class WriteThumbnail(_S3DoFn):
-    """`Facts` -> thumbnail in the derived bucket -> `Extracted` (the photo record)."""
+class WriteDerived(_S3DoFn):
+    """`Analysed` -> thumbnail and crops in the derived bucket -> `Extracted` (photo record + detections)."""
 
     def __init__(self, s3: S3Settings, run_id: str, *, extracted_by: str) -> None:
         super().__init__(s3, run_id)
         self.extracted_by = extracted_by
 
-    def process(self, element: Facts | DeadLetter) -> Iterator[Extracted | DeadLetter]:
+    def process(self, element: Analysed | DeadLetter) -> Iterator[Extracted | DeadLetter]:
         if isinstance(element, DeadLetter):
             yield element
             return
-        started = time.perf_counter()
+        client, bucket, started = self._client(), self.s3.buckets.derived, time.perf_counter()
         key = thumbnail_key(element.facts.photo_id)
-        store_bytes(self._client(), self.s3.buckets.derived, key, element.thumbnail, "image/jpeg")
-        Metrics.distribution(NAMESPACE, "thumbnail_ms").update(int((time.perf_counter() - started) * 1000))
+        store_bytes(client, bucket, key, element.thumbnail, "image/jpeg")
+        for detection, crop in element.detections:
+            if detection.crop_key is not None:
+                store_bytes(client, bucket, detection.crop_key, crop, "image/jpeg")
+            Metrics.counter(NAMESPACE, f"detections.{detection.kind}").inc()
+        Metrics.distribution(NAMESPACE, "write_derived_ms").update(int((time.perf_counter() - started) * 1000))
         Metrics.counter(NAMESPACE, "photos").inc()
         record = PhotoRecord(element.facts, thumbnail_key=key, extracted_by=self.extracted_by, run_id=self.run_id)
-        yield Extracted(record, element.data)
+        yield Extracted(record, tuple(detection for detection, _ in element.detections))
 
 
 class ExtractPhotos(beam.PTransform):
     """Manifest keys -> `Extracted | DeadLetter` (one element per manifest, always)."""
 
-    def __init__(self, *, s3: S3Settings, run_id: str, max_pixels: int, thumbnail_max_side: int,
-                 extracted_by: str) -> None:
+    def __init__(self, *, s3: S3Settings, run_id: str, max_pixels: int, thumbnail_max_side: int, extracted_by: str,
+                 families: Sequence[str] = (), models_dir: str = "", crop_max_side: int = 512,
+                 model_threads: int | None = None) -> None:
         super().__init__()
         self.s3, self.run_id, self.extracted_by = s3, run_id, extracted_by
-        self.max_pixels, self.thumbnail_max_side = max_pixels, thumbnail_max_side
+        self.analyse = AnalysePhoto(max_pixels=max_pixels, thumbnail_max_side=thumbnail_max_side, run_id=run_id,
+                                    families=families, models_dir=models_dir, crop_max_side=crop_max_side,
+                                    model_threads=model_threads)
 
     def expand(self, manifest_keys: Any) -> Any:
         return (
             manifest_keys
             | "ReadEvidence" >> beam.ParDo(ReadEvidence(self.s3, self.run_id))
-            | "ExtractFacts" >> beam.ParDo(ExtractFacts(
-                max_pixels=self.max_pixels, thumbnail_max_side=self.thumbnail_max_side, run_id=self.run_id))
-            | "WriteThumbnail" >> beam.ParDo(WriteThumbnail(self.s3, self.run_id, extracted_by=self.extracted_by))
+            | "AnalysePhoto" >> beam.ParDo(self.analyse)
+            | "WriteDerived" >> beam.ParDo(WriteDerived(self.s3, self.run_id, extracted_by=self.extracted_by))
         )

@@ -1,4 +1,4 @@
-"""The per-photo DoFns on TestPipeline (no S3): facts, dead letters with reasons, the output split."""
+"""The per-photo DoFns on TestPipeline (no S3): facts, detections from one decode, dead letters, the output split."""
 
 from __future__ import annotations
 
@@ -6,13 +6,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import apache_beam as beam
+import cv2
+import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from beam_jobs.extraction import photo
+from beam_jobs.extraction.decode import DecodedImage, decode_image
+from beam_jobs.pipeline.detect import detect_photo, load_families
 from beam_jobs.pipeline.manifests import PendingPhoto
-from beam_jobs.pipeline.transforms import Evidence, ExtractFacts, Facts, check_original, only
+from beam_jobs.pipeline.transforms import Analysed, AnalysePhoto, Evidence, check_original, only
 from beam_jobs.records import DeadLetter
 
 RUN = "run-test"
@@ -31,7 +36,7 @@ def _options() -> PipelineOptions:
     return PipelineOptions(["--runner=DirectRunner"])
 
 
-def _summary(element: Facts | DeadLetter) -> tuple[str, ...]:
+def _summary(element: Analysed | DeadLetter) -> tuple[str, ...]:
     if isinstance(element, DeadLetter):
         return ("dead", element.reason, element.object_key)
     f = element.facts
@@ -54,7 +59,7 @@ def test_extract_facts_routes_good_and_bad_photos(shared_data: Path, manifest: d
         out = (
             pipeline
             | beam.Create(inputs)
-            | beam.ParDo(ExtractFacts(max_pixels=50_000_000, thumbnail_max_side=128, run_id=RUN))
+            | beam.ParDo(AnalysePhoto(max_pixels=50_000_000, thumbnail_max_side=128, run_id=RUN))
             | beam.Map(_summary)
         )
         assert_that(out, equal_to([
@@ -64,6 +69,53 @@ def test_extract_facts_routes_good_and_bad_photos(shared_data: Path, manifest: d
             ("dead", "corrupt", "originals/ee/ee/" + "e" * 64),
             ("dead", "manifest_invalid", "m"),
         ]))
+
+
+def _detections_summary(element: Analysed | DeadLetter) -> list[tuple[str, str, tuple[float, ...], int]]:
+    assert isinstance(element, Analysed), element
+    return [(d.detection_id, d.kind, d.box, len(crop)) for d, crop in element.detections]
+
+
+@pytest.mark.timeout(60)
+def test_models_run_on_the_pixels_decoded_for_the_facts(shared_data: Path, manifest: dict[str, dict[str, str]],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    name = "faces/compreface_group_2faces.jpg"
+    data, sha = (shared_data / name).read_bytes(), manifest[name]["sha256"]
+    # What the separate model stage gave before the fusion: its own decode of the original, same functions.
+    facts, _ = photo.extract_photo_facts(data, object_key="o", event_id="ev", submission_id="faces",
+                                         uploaded_at_utc=datetime(2024, 6, 1, 12, tzinfo=UTC),
+                                         device_position=None, max_pixels=50_000_000)
+    pixels = np.asarray(decode_image(data, max_pixels=50_000_000).image.convert("RGB"))
+    reference = detect_photo(load_families(["faces"], Path()), pixels, photo_id=facts.photo_id, crop_max_side=128)
+    assert reference, "the 2-face photo should give detections"
+    decodes: list[int] = []
+
+    def counted_decode(data: bytes, *, max_pixels: int) -> DecodedImage:
+        decodes.append(len(data))
+        return decode_image(data, max_pixels=max_pixels)
+
+    monkeypatch.setattr(photo, "decode_image", counted_decode)  # the DoFn runs in this process on DirectRunner
+    with test_pipeline.TestPipeline(options=_options()) as pipeline:
+        out = (
+            pipeline
+            | beam.Create([Evidence(_pending("faces", sha), data)])
+            | beam.ParDo(AnalysePhoto(max_pixels=50_000_000, thumbnail_max_side=128, run_id=RUN, families=["faces"],
+                                      crop_max_side=128))
+            | beam.Map(_detections_summary)
+        )
+        assert_that(out, equal_to([[(d.detection_id, d.kind, d.box, len(crop)) for d, crop in reference]]))
+    assert decodes == [len(data)]  # one decode per photo, facts and models together
+
+
+def test_model_threads_cap_opencv_in_the_worker_that_loads_the_models() -> None:
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)  # as OpenCV's default on two cores: the test must see the cap, not the default
+    analyse = AnalysePhoto(max_pixels=1_000, thumbnail_max_side=64, run_id=RUN, families=["faces"], model_threads=1)
+    try:
+        analyse.setup()
+        assert cv2.getNumThreads() == 1 and analyse.loaded is not None
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_only_splits_a_single_output() -> None:
