@@ -1,7 +1,7 @@
 """Catalog records written by the extraction job, and their Parquet (Arrow) schemas.
 
-One row per photo (`PhotoRecord`), per refused object (`DeadLetter`) and per detection
-(`Detection`). Field meanings follow ARCHITECTURE.md; times are UTC microseconds.
+One row per photo (`PhotoRecord`), per refused object or failed model family (`DeadLetter`) and per
+detection (`Detection`). Field meanings follow ARCHITECTURE.md; times are UTC microseconds.
 """
 
 from __future__ import annotations
@@ -149,9 +149,16 @@ class PhotoRecord:
                 "run_id": self.run_id}
 
 
+MODEL_FAILED = "model_failed"
+"""The one dead-letter reason that is not a refusal: the photo HAS its photo row and thumbnail, but one model
+family raised on it, so that family's detections are missing (the detail names family, version and error)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """An object the job could not turn into a photo record, and why (`reason` is a short code)."""
+    """An object the job could not turn into a photo record, and why (`reason` is a short code); or, with reason
+    `MODEL_FAILED`, a photo record missing one model family's detections.
+    """
 
     object_key: str
     sha256: str | None

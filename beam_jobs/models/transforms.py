@@ -133,7 +133,8 @@ def downscale_max_side(image: NDArray[np.uint8], max_side: int) -> tuple[NDArray
     if scale >= 1.0:
         return image, 1.0
     target = (max(1, round(width * scale)), max(1, round(height * scale)))
-    factor = int(1 / scale)  # whole reduction that keeps both sides at or above the target
+    # Whole reduction that keeps both sides at or above the target (and at least one pixel: a 4000x1 strip).
+    factor = min(int(1 / scale), height, width)
     small = image
     if factor >= 2:
         small = np.asarray(cv2.resize(image, (width // factor, height // factor), interpolation=cv2.INTER_AREA))

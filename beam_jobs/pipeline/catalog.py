@@ -27,7 +27,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from beam_jobs.pipeline.sinks import PartInfo
-from beam_jobs.records import DEAD_LETTER_SCHEMA, DETECTION_SCHEMA, PHOTO_SCHEMA
+from beam_jobs.records import DEAD_LETTER_SCHEMA, DETECTION_SCHEMA, MODEL_FAILED, PHOTO_SCHEMA
 from infra.storage.evidence import read_json, store_json
 from infra.storage.objects import is_missing, read_bytes
 
@@ -72,9 +72,21 @@ def pending_manifests(all_keys: Iterable[str], state: CatalogState) -> list[str]
     return sorted(set(all_keys) - state.processed)
 
 
+def input_rows(table: str, rows: pa.Table) -> int:
+    """How many input manifests a part's rows account for: one per photo and per dead letter, except
+    `model_failed` dead letters, whose photo row already stands for the manifest."""
+    if table == "photos":
+        return rows.num_rows
+    if table == "dead_letters":
+        return rows.num_rows - sum(reason == MODEL_FAILED for reason in rows.column("reason").to_pylist())
+    return 0
+
+
 def verify_run(client: Minio, bucket: str, run_id: str, *, expected_inputs: int) -> list[PartInfo]:
-    """Re-read every part of the run, check hashes and schemas, and that photos + dead letters == inputs."""
+    """Re-read every part of the run, check hashes and schemas, and that photos + dead letters == inputs
+    (`input_rows`: a `model_failed` dead letter does not count, its photo does)."""
     parts: list[PartInfo] = []
+    accounted = 0
     for item in client.list_objects(bucket, prefix=run_prefix(run_id), recursive=True):
         key = item.object_name or ""
         name = key.rsplit("/", 1)[-1]
@@ -86,7 +98,7 @@ def verify_run(client: Minio, bucket: str, run_id: str, *, expected_inputs: int)
         if not parquet.schema.equals(SCHEMAS[table]):
             raise RunVerificationError(f"{key}: schema differs from the {table} schema")
         parts.append(PartInfo(table, key, parquet.num_rows, hashlib.sha256(data).hexdigest()))
-    accounted = sum(part.rows for part in parts if part.table in ("photos", "dead_letters"))
+        accounted += input_rows(table, parquet)
     if accounted != expected_inputs:
         raise RunVerificationError(
             f"run {run_id}: {accounted} photo + dead-letter rows for {expected_inputs} manifests; not committing"

@@ -5,7 +5,8 @@ it has just decoded for the facts, so each original is decoded once. Families co
 `beam_jobs.models.registry`; each worker process loads them once through Beam's `Shared` handle
 (`acquire_families`: DoFn instances come and go per bundle on some runners, the models stay). Crops are
 written EXIF-free to `derived/crops/<detection_id>.jpg`. Low-quality faces keep `low_quality=True` in their
-attributes so the indexer leaves them out.
+attributes so the indexer leaves them out. A family that raises on a photo is skipped for that photo and
+reported as a `ModelFailure` (the DoFn turns it into a `model_failed` dead letter; the photo row is kept).
 
 Why not RunInference: its BatchElements step emits the last batch from `finish_bundle`, which Beam 2.77's
 DaskRunner drops (measured: 10 elements in, 8 out). These families run one image at a time anyway.
@@ -25,6 +26,7 @@ import cv2
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
+from numpy.typing import NDArray
 from PIL import Image
 
 from beam_jobs.models import registry
@@ -33,7 +35,7 @@ from beam_jobs.models.base import Detection as ModelDetection
 from beam_jobs.models.install import is_installed
 from beam_jobs.models.plates import PlateFamily
 from beam_jobs.pipeline.settings import METRICS_NAMESPACE
-from beam_jobs.records import Detection
+from beam_jobs.records import Detection, InvalidRecord
 
 FAMILY_ORDER = ("faces", "objects", "plates")
 DETECTION_NAMESPACE = uuid.UUID("0b6c2f1e-7d0a-5e44-9a1b-5f3c8d2e4a71")
@@ -110,46 +112,107 @@ def crop_jpeg(image: RGBImage, detection: ModelDetection, max_side: int) -> byte
     return out.getvalue()
 
 
+@dataclass(frozen=True, slots=True)
+class ModelFailure:
+    """A family that raised on one photo: its detections for that photo are skipped, the photo is kept."""
+
+    family: str
+    version: str
+    error: str  # "ExceptionType: message", cut to MAX_ERROR_CHARS
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoDetections:
+    """What the families found in one photo (each detection with its crop's JPEG), and which families failed."""
+
+    found: tuple[tuple[Detection, bytes], ...]
+    failures: tuple[ModelFailure, ...]
+
+
+MAX_ERROR_CHARS = 500  # ONNX Runtime messages can quote whole graphs; the catalog row needs the gist
+
+
+def describe_error(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
+
+
+def run_family(family: ModelFamily, image: RGBImage, vehicles: list[Box]
+               ) -> tuple[list[ModelDetection], NDArray[np.float32] | None]:
+    """One family's detections in `image` (degenerate boxes dropped, counted) and their vectors, if it embeds."""
+    # Plates are read best inside the vehicles found before them (FAMILY_ORDER runs objects first).
+    if isinstance(family, PlateFamily):
+        detections = family.detect(image, vehicles=vehicles or None)
+    else:
+        detections = family.detect(image)
+    kept = [det for det in detections if has_pixels(det.box, image.shape[1], image.shape[0])]
+    if len(kept) < len(detections):  # counted, so a model that starts emitting them is seen
+        Metrics.counter(METRICS_NAMESPACE, f"detections.degenerate.{family.name}").inc(len(detections) - len(kept))
+    vectors = family.embed(image, kept) if kept and family.embedding_dim else None
+    return kept, vectors
+
+
+def family_records(family: ModelFamily, image: RGBImage, detections: list[ModelDetection],
+                   vectors: NDArray[np.float32] | None, *, photo_id: str, crop_max_side: int
+                   ) -> list[tuple[Detection, bytes]]:
+    """One family's detections as catalog records, each with its crop's JPEG bytes."""
+    found: list[tuple[Detection, bytes]] = []
+    for index, det in enumerate(detections):
+        det_id = detection_id_for(photo_id, family.version, index)
+        embedding = None
+        if vectors is not None and float(np.linalg.norm(vectors[index])) > 0.5:
+            embedding = np.ascontiguousarray(vectors[index], dtype=np.float32)
+        # Kept out of the index: low-quality faces, and anything whose vector came out empty.
+        indexable = det.indexable and (embedding is not None or family.embedding_dim == 0)
+        record = Detection(
+            detection_id=det_id,
+            photo_id=photo_id,
+            kind=det.kind,
+            box=(det.box.x, det.box.y, det.box.w, det.box.h),
+            score=float(det.score),
+            quality=float(det.quality),
+            attributes={**det.attributes, "indexable": indexable},
+            embedding=embedding,
+            model_name=family.name,
+            model_version=family.version,
+            crop_key=crop_key(det_id),
+        )
+        found.append((record, crop_jpeg(image, det, crop_max_side)))
+    return found
+
+
 def detect_photo(
     families: Sequence[ModelFamily], image: RGBImage, *, photo_id: str, crop_max_side: int
-) -> list[tuple[Detection, bytes]]:
-    """Every family's detections in `image` as catalog records, each with its crop's JPEG bytes."""
+) -> PhotoDetections:
+    """Every family's detections in `image` as catalog records; a family that raises is skipped and reported.
+
+    Why catch `Exception` here: the families wrap OpenCV, ONNX Runtime and RapidOCR, whose errors on a degenerate
+    image (cv2.error, onnxruntime's Fail, ValueError, IndexError...) share no base class. Raising would fail the
+    run, and every re-launch of the same manifests, on one photo. Only the model calls (`run_family`) are inside
+    that `try`; a model output the catalog refuses (`InvalidRecord`) is the same kind of failure, caught by name.
+    MemoryError is not: the worker is short of memory (decoded photos are capped by `max_pixels`), so the runner
+    should retry or fail. Crops and storage are our code: their errors still fail the run.
+    """
     found: list[tuple[Detection, bytes]] = []
+    failures: list[ModelFailure] = []
     vehicle_boxes: list[Box] = []
     for family in families:
-        # Plates are read best inside the vehicles found before them (FAMILY_ORDER runs objects first).
-        if isinstance(family, PlateFamily):
-            detections = family.detect(image, vehicles=vehicle_boxes or None)
-        else:
-            detections = family.detect(image)
-        kept = [det for det in detections if has_pixels(det.box, image.shape[1], image.shape[0])]
-        if len(kept) < len(detections):  # counted, so a model that starts emitting them is seen
-            Metrics.counter(METRICS_NAMESPACE, f"detections.degenerate.{family.name}").inc(len(detections) - len(kept))
-        detections = kept
+        try:
+            detections, vectors = run_family(family, image, vehicle_boxes)
+        except MemoryError:
+            raise
+        except Exception as error:  # any model error is this photo's problem: see the docstring
+            failures.append(ModelFailure(family.name, family.version, describe_error(error)))
+            continue
+        try:
+            records = family_records(family, image, detections, vectors, photo_id=photo_id,
+                                     crop_max_side=crop_max_side)
+        except InvalidRecord as error:  # e.g. an embedding that is not L2-normalised
+            failures.append(ModelFailure(family.name, family.version, describe_error(error)))
+            continue
         vehicle_boxes += [det.box for det in detections if det.kind == "vehicle"]
-        vectors = family.embed(image, detections) if detections and family.embedding_dim else None
-        for index, det in enumerate(detections):
-            det_id = detection_id_for(photo_id, family.version, index)
-            embedding = None
-            if vectors is not None and float(np.linalg.norm(vectors[index])) > 0.5:
-                embedding = np.ascontiguousarray(vectors[index], dtype=np.float32)
-            # Kept out of the index: low-quality faces, and anything whose vector came out empty.
-            indexable = det.indexable and (embedding is not None or family.embedding_dim == 0)
-            record = Detection(
-                detection_id=det_id,
-                photo_id=photo_id,
-                kind=det.kind,
-                box=(det.box.x, det.box.y, det.box.w, det.box.h),
-                score=float(det.score),
-                quality=float(det.quality),
-                attributes={**det.attributes, "indexable": indexable},
-                embedding=embedding,
-                model_name=family.name,
-                model_version=family.version,
-                crop_key=crop_key(det_id),
-            )
-            found.append((record, crop_jpeg(image, det, crop_max_side)))
-    return found
+        found += records
+    return PhotoDetections(tuple(found), tuple(failures))
 
 
 @dataclass(frozen=True)

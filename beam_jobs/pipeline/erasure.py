@@ -45,6 +45,7 @@ from numpy.typing import NDArray
 from beam_jobs.pipeline.catalog import (
     RUNS_PREFIX,
     RunVerificationError,
+    input_rows,
     load_state,
     new_run_id,
     read_part,
@@ -209,7 +210,7 @@ def _redact_run(client: Minio, catalog_bucket: str, derived_bucket: str, run_id:
         removed[table] += int(gone.sum())
         images |= derived_keys(table, rows.filter(pa.array(gone)))
         kept = rows.filter(pa.array(~gone))
-        inputs += kept.num_rows if table in ("photos", "dead_letters") else 0
+        inputs += input_rows(table, kept)
         if kept.num_rows:
             key = run_prefix(new_id) + part["key"].rsplit("/", 1)[-1]
             written[key] = store_bytes(client, catalog_bucket, key, parquet_bytes(kept), PARQUET_TYPE).sha256

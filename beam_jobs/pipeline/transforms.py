@@ -4,6 +4,7 @@ ReadEvidence (manifest key -> manifest + original bytes) -> AnalysePhoto (`extra
 families' `detect_photo` on the same decoded pixels) -> WriteDerived (thumbnail and crops to the derived bucket,
 EXIF-free) -> `Extracted` (photo record + its detections).
 
+A model family raising on a photo costs that family's detections, not the photo (a `model_failed` dead letter).
 Every DoFn has ONE output whose elements are either the next stage's value or a `DeadLetter`;
 `only(cls)` splits them. Not tagged outputs: Beam 2.77's DaskRunner hands every consumer of a
 multi-output ParDo all of its outputs, tags ignored (measured; see infra/RUNNERS.md).
@@ -28,10 +29,18 @@ from minio.error import S3Error
 from PIL import Image
 
 from beam_jobs.extraction.photo import RejectedPhoto, extract_photo
-from beam_jobs.pipeline.detect import LoadedFamilies, acquire_families, detect_photo, rgb_pixels, set_model_threads
+from beam_jobs.pipeline.detect import (
+    LoadedFamilies,
+    ModelFailure,
+    PhotoDetections,
+    acquire_families,
+    detect_photo,
+    rgb_pixels,
+    set_model_threads,
+)
 from beam_jobs.pipeline.manifests import InvalidManifest, PendingPhoto, parse_manifest
 from beam_jobs.pipeline.settings import METRICS_NAMESPACE as NAMESPACE
-from beam_jobs.records import DeadLetter, Detection, PhotoFacts, PhotoRecord
+from beam_jobs.records import MODEL_FAILED, DeadLetter, Detection, PhotoFacts, PhotoRecord
 from infra.storage.client import build_client
 from infra.storage.config import S3Settings
 from infra.storage.objects import is_missing, read_bytes, store_bytes
@@ -71,6 +80,19 @@ def dead_letter(*, object_key: str, sha256: str | None, reason: str, detail: str
     Metrics.counter(NAMESPACE, f"rejected.{reason}").inc()
     Metrics.counter(NAMESPACE, "rejected").inc()
     return DeadLetter(object_key=object_key, sha256=sha256, reason=reason, detail=detail, run_id=run_id)
+
+
+def model_failed(failure: ModelFailure, pending: PendingPhoto, sha256: str, *, run_id: str) -> DeadLetter:
+    """The dead letter of a family that raised on a photo whose photo row IS written (see `MODEL_FAILED`).
+
+    Not `dead_letter()`: the photo is not rejected, so "rejected" must not count it. The manifest key in the
+    detail lets erasure find the row (`erasure.manifest_owner`).
+    """
+    Metrics.counter(NAMESPACE, MODEL_FAILED).inc()
+    Metrics.counter(NAMESPACE, f"{MODEL_FAILED}.{failure.family}").inc()
+    return DeadLetter(object_key=pending.object_key, sha256=sha256, reason=MODEL_FAILED,
+                      detail=f"{failure.family} {failure.version}: {failure.error} (manifest {pending.manifest_key})",
+                      run_id=run_id)
 
 
 def only(kind: type[T]) -> Callable[[object], Iterator[T]]:
@@ -148,6 +170,9 @@ class ReadEvidence(_S3DoFn):
 class AnalysePhoto(beam.DoFn):
     """`Evidence` -> `Analysed` (facts, thumbnail, detections from ONE decode) or a `DeadLetter` with its reason.
 
+    A model family that raises on the photo does not lose it: the `Analysed` goes on without that family's
+    detections, followed by a `model_failed` dead letter per failed family (`detect.detect_photo`).
+
     Fused on purpose: the model stage as its own DoFn decoded every original a second time (47 ms per photo in
     process, 106-199 ms on Dask, measured in docs/BENCHMARKS.md), and handing the pixels to a next DoFn would
     pickle up to 60 MB per photo between workers on cluster runners.
@@ -191,18 +216,21 @@ class AnalysePhoto(beam.DoFn):
             return
         Metrics.distribution(NAMESPACE, "extract_ms").update(int((time.perf_counter() - started) * 1000))
         facts = facts_with_position_source(photo.facts, pending)
-        yield Analysed(pending, facts, photo.thumbnail, self._detections(photo.image, facts.photo_id))
+        detections = self._detections(photo.image, facts.photo_id)
+        yield Analysed(pending, facts, photo.thumbnail, detections.found)
+        for failure in detections.failures:
+            yield model_failed(failure, pending, facts.sha256, run_id=self.run_id)
 
-    def _detections(self, image: Image.Image, photo_id: str) -> tuple[tuple[Detection, bytes], ...]:
+    def _detections(self, image: Image.Image, photo_id: str) -> PhotoDetections:
         if not self.families:
-            return ()
+            return PhotoDetections((), ())
         if self.loaded is None:  # setup() not called: a runner bug, not bad input
             raise RuntimeError("AnalysePhoto.setup() was not called")
         started = time.perf_counter()
         found = detect_photo(self.loaded.families, rgb_pixels(image), photo_id=photo_id,
                              crop_max_side=self.crop_max_side)
         Metrics.distribution(NAMESPACE, "detect_ms").update(int((time.perf_counter() - started) * 1000))
-        return tuple(found)
+        return found
 
 
 class WriteDerived(_S3DoFn):
@@ -230,7 +258,9 @@ class WriteDerived(_S3DoFn):
 
 
 class ExtractPhotos(beam.PTransform):
-    """Manifest keys -> `Extracted | DeadLetter` (one element per manifest, always)."""
+    """Manifest keys -> `Extracted | DeadLetter`: one `Extracted` or refusing `DeadLetter` per manifest, always,
+    plus a `model_failed` dead letter per model family that raised on an extracted photo.
+    """
 
     def __init__(self, *, s3: S3Settings, run_id: str, max_pixels: int, thumbnail_max_side: int, extracted_by: str,
                  families: Sequence[str] = (), models_dir: str = "", crop_max_side: int = 512,

@@ -80,7 +80,9 @@ def face_catalog(data_dir: Path, run_id: str = "run-faces") -> FaceCatalog:
     for name in names:
         found = detect_photo([family], load_rgb(data_dir / "faces" / name), photo_id=photo_id(name),
                              crop_max_side=128)
-        for record, crop in found:
+        if found.failures:  # the job would skip them; a fixture must not
+            raise RuntimeError(f"the face family failed on {name}: {found.failures}")
+        for record, crop in found.found:
             records.append(record)
             crops[str(record.crop_key)] = crop
     return FaceCatalog(photo_rows(names, run_id=run_id), detections_table(records), crops)

@@ -122,3 +122,9 @@ def test_downscale_max_side_leaves_small_images_alone() -> None:
     image = np.zeros((300, 400, 3), dtype=np.uint8)
     small, scale = downscale_max_side(image, 640)
     assert small is image and scale == 1.0
+
+
+def test_downscaling_a_one_pixel_strip_keeps_one_pixel() -> None:
+    strip = np.full((1, 4000, 3), 200, dtype=np.uint8)
+    small, scale = downscale_max_side(strip, 1280)
+    assert small.shape == (1, 1280, 3) and scale == 1280 / 4000

@@ -11,15 +11,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from beam_jobs.models.base import Box
+from beam_jobs.extraction.decode import decode_image
+from beam_jobs.models.base import Box, RGBImage
+from beam_jobs.models.base import Detection as ModelDetection
+from beam_jobs.models.faces import FaceFamily
 from beam_jobs.pipeline.catalog import read_committed
-from beam_jobs.pipeline.detect import has_pixels, installed_families, resolve_families
+from beam_jobs.pipeline.detect import (
+    MAX_ERROR_CHARS,
+    ModelFailure,
+    describe_error,
+    detect_photo,
+    has_pixels,
+    installed_families,
+    resolve_families,
+)
 from beam_jobs.pipeline.launcher import run_extract
 from beam_jobs.pipeline.settings import ExtractSettings
 from infra.storage.client import build_client
 from infra.storage.objects import read_bytes
 
 from .conftest import put_evidence
+from .poisoned_family import PoisonedFaces, poison_jpeg, strip_jpeg
 
 EVIDENCE = "pl-evidence-models"
 PHOTOS = ["faces/obama_biden_2010_group.jpg", "vehicles/br_iphone5_AZJ6991.jpg", "faces/compreface_group_2faces.jpg"]
@@ -43,6 +55,46 @@ def test_resolve_families(tmp_path: Path) -> None:
 ])
 def test_has_pixels(box: Box, expected: bool) -> None:
     assert has_pixels(box, 100, 100) is expected
+
+
+def _pixels(data: bytes) -> RGBImage:
+    return np.asarray(decode_image(data, max_pixels=50_000_000).image.convert("RGB"))
+
+
+@pytest.mark.timeout(60)
+def test_a_raising_family_is_skipped_and_reported_the_others_still_run(shared_data: Path) -> None:
+    poisoned, real = PoisonedFaces(), FaceFamily()
+    poisoned.load()
+    real.load()
+    poison = detect_photo([poisoned, real], _pixels(poison_jpeg()), photo_id="p", crop_max_side=64)
+    assert poison.failures == (ModelFailure("faces", poisoned.version,
+                                            "error: injected: this family cannot read a 97x61 photo"),)
+    assert poison.found == ()  # noise: the real family after it ran and found no face
+    group = _pixels((shared_data / "faces/compreface_group_2faces.jpg").read_bytes())
+    both = detect_photo([poisoned, real], group, photo_id="g", crop_max_side=64)
+    assert both.failures == () and len(both.found) == 2 * len(real.detect(group)) > 0
+
+
+def test_the_real_face_family_reads_a_one_pixel_strip_without_failing() -> None:
+    """Found while writing the poison-pill handling: the detection copy's downscale asserted on a 4000x1 photo."""
+    strip = detect_photo([FaceFamily()], _pixels(strip_jpeg()), photo_id="s", crop_max_side=64)
+    assert strip.found == () and strip.failures == ()
+
+
+class _OutOfMemoryFaces(FaceFamily):
+    def detect(self, image: RGBImage) -> list[ModelDetection]:
+        raise MemoryError("worker out of memory")
+
+
+def test_memory_errors_still_fail_the_run() -> None:
+    with pytest.raises(MemoryError):
+        detect_photo([_OutOfMemoryFaces()], _pixels(poison_jpeg()), photo_id="p", crop_max_side=64)
+
+
+def test_describe_error_names_the_type_and_bounds_the_message() -> None:
+    assert describe_error(ValueError("bad shape")) == "ValueError: bad shape"
+    long = describe_error(RuntimeError("x" * 5000))
+    assert len(long) == MAX_ERROR_CHARS and long.startswith("RuntimeError: xxx") and long.endswith("...")
 
 
 @pytest.mark.integration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,10 +16,14 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs.extraction import photo
 from beam_jobs.extraction.decode import DecodedImage, decode_image
+from beam_jobs.models import registry
+from beam_jobs.models.faces import FaceFamily
 from beam_jobs.pipeline.detect import detect_photo, load_families
 from beam_jobs.pipeline.manifests import PendingPhoto
 from beam_jobs.pipeline.transforms import Analysed, AnalysePhoto, Evidence, check_original, only
-from beam_jobs.records import DeadLetter
+from beam_jobs.records import MODEL_FAILED, DeadLetter
+
+from .poisoned_family import POISONED_FACES, poison_jpeg
 
 RUN = "run-test"
 
@@ -86,8 +91,9 @@ def test_models_run_on_the_pixels_decoded_for_the_facts(shared_data: Path, manif
                                          uploaded_at_utc=datetime(2024, 6, 1, 12, tzinfo=UTC),
                                          device_position=None, max_pixels=50_000_000)
     pixels = np.asarray(decode_image(data, max_pixels=50_000_000).image.convert("RGB"))
-    reference = detect_photo(load_families(["faces"], Path()), pixels, photo_id=facts.photo_id, crop_max_side=128)
-    assert reference, "the 2-face photo should give detections"
+    detected = detect_photo(load_families(["faces"], Path()), pixels, photo_id=facts.photo_id, crop_max_side=128)
+    reference = detected.found
+    assert reference and not detected.failures, "the 2-face photo should give detections"
     decodes: list[int] = []
 
     def counted_decode(data: bytes, *, max_pixels: int) -> DecodedImage:
@@ -105,6 +111,44 @@ def test_models_run_on_the_pixels_decoded_for_the_facts(shared_data: Path, manif
         )
         assert_that(out, equal_to([[(d.detection_id, d.kind, d.box, len(crop)) for d, crop in reference]]))
     assert decodes == [len(data)]  # one decode per photo, facts and models together
+
+
+def _outcome(element: Analysed | DeadLetter) -> tuple[object, ...]:
+    if isinstance(element, DeadLetter):
+        return ("dead", element.reason, element.object_key, element.sha256, element.detail)
+    return ("photo", element.pending.submission_id, element.facts.width, len(element.thumbnail) > 0,
+            tuple(d.kind for d, _ in element.detections))
+
+
+@pytest.mark.timeout(60)
+def test_a_family_raising_on_one_photo_costs_its_detections_not_the_photo(
+        shared_data: Path, manifest: dict[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry.FAMILIES, "faces", POISONED_FACES)  # what `acquire_families` loads in setup()
+    name = "faces/compreface_group_2faces.jpg"
+    group, group_sha = (shared_data / name).read_bytes(), manifest[name]["sha256"]
+    poison = poison_jpeg()
+    poisoned = _pending("poison", hashlib.sha256(poison).hexdigest())
+    faces_in_group = len(FaceFamily().detect(np.asarray(decode_image(group, max_pixels=50_000_000).image)))
+    pipeline = test_pipeline.TestPipeline(options=_options())
+    out = (
+        pipeline
+        | beam.Create([Evidence(_pending("group", group_sha), group), Evidence(poisoned, poison)])
+        | beam.ParDo(AnalysePhoto(max_pixels=50_000_000, thumbnail_max_side=128, run_id=RUN, families=["faces"],
+                                  crop_max_side=128))
+        | beam.Map(_outcome)
+    )
+    detail = (f"faces {FaceFamily().version}: error: injected: this family cannot read a 97x61 photo "
+              f"(manifest {poisoned.manifest_key})")
+    assert_that(out, equal_to([
+        ("photo", "group", 800, True, ("face",) * faces_in_group),
+        ("photo", "poison", 97, True, ()),  # facts and thumbnail kept, no faces
+        ("dead", MODEL_FAILED, poisoned.object_key, poisoned.sha256, detail),
+    ]))
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
+    assert counters[MODEL_FAILED] == counters[f"{MODEL_FAILED}.faces"] == 1
+    assert "rejected" not in counters  # the photo was not rejected
 
 
 def test_model_threads_cap_opencv_in_the_worker_that_loads_the_models() -> None:
