@@ -57,8 +57,8 @@ def status(url: str) -> dict[str, Any]:
     return document
 
 
-def cut_patch(url: str, data: bytes, offset: int, send: int) -> None:
-    """Start a PATCH announcing all of `data` from `offset`, send only `send` bytes, then drop the connection."""
+def open_patch(url: str, data: bytes, offset: int, send: int) -> socket.socket:
+    """A PATCH announcing all of `data[offset:]` whose first `send` bytes are sent; the connection stays open."""
     parts = urlsplit(url)
     body = data[offset:]
     request = (
@@ -66,6 +66,12 @@ def cut_patch(url: str, data: bytes, offset: int, send: int) -> None:
         f"Upload-Offset: {offset}\r\nContent-Type: application/offset+octet-stream\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
-    with socket.create_connection((parts.hostname, parts.port), timeout=30) as connection:
-        connection.sendall(request + body[:send])
+    connection = socket.create_connection((parts.hostname, parts.port), timeout=30)
+    connection.sendall(request + body[:send])
+    return connection
+
+
+def cut_patch(url: str, data: bytes, offset: int, send: int) -> None:
+    """Start a PATCH announcing all of `data` from `offset`, send only `send` bytes, then drop the connection."""
+    with open_patch(url, data, offset, send) as connection:
         connection.shutdown(socket.SHUT_RDWR)

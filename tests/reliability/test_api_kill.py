@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -38,7 +37,7 @@ from infra.storage.evidence import manifest_key, original_key
 from ingest_api.services.resumable_store import ResumableStore
 from ingest_api.settings import ApiSettings
 from tests.ingest_api.conftest import RunningApi, api_settings, create_test_event, open_submission
-from tests.ingest_api.tus_helpers import CHUNK, head, status, uploader
+from tests.ingest_api.tus_helpers import CHUNK, head, open_patch, status, uploader
 from tests.reliability.workload import with_nonce
 
 pytestmark = pytest.mark.integration
@@ -96,20 +95,6 @@ def api_process(settings: ApiSettings, event_id: str, log_path: Path) -> Iterato
 def sigkill(running: ApiProcess) -> None:
     os.kill(running.process.pid, signal.SIGKILL)
     assert running.process.wait(timeout=30) == -signal.SIGKILL
-
-
-def open_patch(url: str, data: bytes, offset: int, send: int) -> socket.socket:
-    """A PATCH announcing all of `data[offset:]` whose first `send` bytes are sent; the connection stays open."""
-    parts = urlsplit(url)
-    body = data[offset:]
-    request = (
-        f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nTus-Resumable: 1.0.0\r\n"
-        f"Upload-Offset: {offset}\r\nContent-Type: application/offset+octet-stream\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    connection = socket.create_connection((parts.hostname, parts.port), timeout=30)
-    connection.sendall(request + body[:send])
-    return connection
 
 
 def answered(connection: socket.socket) -> bool:
