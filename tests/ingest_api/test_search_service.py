@@ -161,7 +161,7 @@ def test_swapping_versions_under_concurrent_queries_never_errors(s3_client: Mini
     queries = rng.standard_normal((4, 8)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     errors: list[BaseException] = []
-    seen: set[str] = set()
+    answered: dict[str, int] = {}  # queries answered by each version
     stop = threading.Event()
 
     def query() -> None:
@@ -171,7 +171,7 @@ def test_swapping_versions_under_concurrent_queries_never_errors(s3_client: Mini
                                           context=CASE, query="swap test")
                 assert {h.detection_id for h in outcome.hits} <= versions[outcome.index_version][1]
                 assert len(outcome.hits) == 4 * 5
-                seen.add(outcome.index_version)
+                answered[outcome.index_version] = answered.get(outcome.index_version, 0) + 1
             except BaseException as error:  # noqa: B036 - collected and re-raised by the main thread
                 errors.append(error)
                 return
@@ -180,17 +180,21 @@ def test_swapping_versions_under_concurrent_queries_never_errors(s3_client: Mini
     for thread in threads:
         thread.start()
     names = list(versions)
-    deadline = time.monotonic() + 6
-    i = 0
-    while time.monotonic() < deadline and not errors:
+    # Two rounds through every version; after each swap, wait (not a timing assumption: as long as it takes) until
+    # queries were answered by the new version while the others keep querying through the next swap.
+    for i in range(2 * len(names)):
         target = names[i % len(names)]
         current = read_pointer(s3_client, catalog_bucket, "face")
         point_to(s3_client, catalog_bucket, "face", target, versions[target][0],
                  expect_previous=current.version if current else None)
+        before = answered.get(target, 0)
         assert service.refresh() == {"face": target}
-        i += 1
+        while answered.get(target, 0) < before + 3 and not errors:
+            time.sleep(0.01)
+        if errors:
+            break
     stop.set()
     for thread in threads:
         thread.join(timeout=30)
     assert not errors, errors[0]
-    assert i >= 6 and seen == set(names), (i, seen)
+    assert set(answered) == set(names), answered

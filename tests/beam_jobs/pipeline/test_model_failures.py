@@ -71,7 +71,7 @@ def test_a_poisoned_photo_does_not_fail_the_run(make_settings: MakeSettings, sha
     by_photo = {row["photo_id"]: [d for d in detections if d["photo_id"] == row["photo_id"]]
                 for row in photos.values()}
     assert len(by_photo[photos[group.sha256]["photo_id"]]) >= 2  # the other photos keep their detections
-    assert by_photo[photos[poison.sha256]["photo_id"]] == by_photo[photos[strip.sha256]["photo_id"]] == []
+    assert by_photo[photos[poison.sha256]["photo_id"]] == []  # (what YuNet sees in the noise strip varies by machine)
 
     failed = {row["sha256"]: row for row in read_committed(client, catalog, "dead_letters").to_pylist()
               if row["reason"] == MODEL_FAILED}

@@ -78,7 +78,8 @@ def test_a_raising_family_is_skipped_and_reported_the_others_still_run(shared_da
 def test_the_real_face_family_reads_a_one_pixel_strip_without_failing() -> None:
     """Found while writing the poison-pill handling: the detection copy's downscale asserted on a 4000x1 photo."""
     strip = detect_photo([FaceFamily()], _pixels(strip_jpeg()), photo_id="s", crop_max_side=64)
-    assert strip.found == () and strip.failures == ()
+    # What YuNet makes of 4000 noise pixels in a row is not the point (one CI machine found a "face", this one none).
+    assert strip.failures == ()
 
 
 class _OutOfMemoryFaces(FaceFamily):
