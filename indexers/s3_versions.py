@@ -68,8 +68,12 @@ def pointer_key(kind: str) -> str:
 
 
 def new_version_name(now: datetime | None = None) -> str:
-    """Sortable and unique: `20261123T114501Z-3f9a0c1d`."""
-    return f"{(now or datetime.now(UTC)).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
+    """Sortable by publication time and unique: `20261123T114501123456Z-3f9a0c1d`.
+
+    Microseconds, because pruning tells older from newer versions by name: two versions of one second would
+    otherwise be ordered by their random suffix (a version published right after another looked older).
+    """
+    return f"{(now or datetime.now(UTC)).strftime('%Y%m%dT%H%M%S%fZ')}-{secrets.token_hex(4)}"
 
 
 def _sha256_file(path: Path) -> str:

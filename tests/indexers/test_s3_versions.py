@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +139,9 @@ def test_index_catalog_adds_new_runs_and_removes_withdrawn_photos(s3_client: Min
     assert served.run_ids == ("r1", "r2") and "photo-a7" not in served.meta.photo_id.tolist()
     release = json.loads((tmp_path / "cache" / "face" / str(third.version) / "release.json").read_text())
     assert release["run_ids"] == ["r1", "r2"]
+
+
+def test_version_names_sort_by_publication_time_within_one_second() -> None:
+    moment = datetime(2026, 11, 23, 16, 19, 32, tzinfo=UTC)
+    names = [new_version_name(moment + timedelta(microseconds=step)) for step in range(0, 50, 7)]
+    assert names == sorted(names) and len(set(names)) == len(names)
