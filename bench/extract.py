@@ -47,7 +47,7 @@ from beam_jobs.extraction.capture_time import resolve_capture_time
 from beam_jobs.extraction.decode import UnreadableImage, decode_image
 from beam_jobs.extraction.exif import read_exif
 from beam_jobs.extraction.hashing import phash_hex, sha256_hex
-from beam_jobs.extraction.photo import extract_photo_facts
+from beam_jobs.extraction.photo import extract_photo
 from beam_jobs.extraction.places import place_name
 from beam_jobs.extraction.thumbnails import make_thumbnail
 from beam_jobs.models.base import Box
@@ -158,9 +158,9 @@ def warm_up(client: Minio, bucket: str, key: str, max_pixels: int) -> None:
     """One photo through every per-photo step, untimed: loads the time-zone map and place names once."""
     pending = parse_manifest(key, read_bytes(client, bucket, key))
     data = read_bytes(client, bucket, pending.object_key, pending.object_version)
-    extract_photo_facts(data, object_key=pending.object_key, event_id=pending.event_id,
-                        submission_id=pending.submission_id, uploaded_at_utc=pending.received_at,
-                        device_position=(52.37, 4.89), max_pixels=max_pixels)
+    extract_photo(data, object_key=pending.object_key, event_id=pending.event_id,
+                  submission_id=pending.submission_id, uploaded_at_utc=pending.received_at,
+                  device_position=(52.37, 4.89), max_pixels=max_pixels)
 
 
 def loop(settings: ExtractSettings, families: list[str]) -> dict[str, float]:

@@ -112,21 +112,3 @@ def extract_photo(
         exif_problems=(*facts.problems, *filter(None, [decoded.orientation_problem])),
     )
     return ExtractedPhoto(record, make_thumbnail(decoded.image, max_side=thumbnail_max_side), decoded.image)
-
-
-def extract_photo_facts(
-    data: bytes,
-    *,
-    object_key: str,
-    event_id: str,
-    submission_id: str,
-    uploaded_at_utc: datetime,
-    device_position: tuple[float, float] | None,
-    max_pixels: int,
-    thumbnail_max_side: int = DEFAULT_MAX_SIDE,
-) -> tuple[PhotoFacts, bytes]:
-    """`extract_photo` without the pixels: the facts and the thumbnail."""
-    photo = extract_photo(data, object_key=object_key, event_id=event_id, submission_id=submission_id,
-                          uploaded_at_utc=uploaded_at_utc, device_position=device_position, max_pixels=max_pixels,
-                          thumbnail_max_side=thumbnail_max_side)
-    return photo.facts, photo.thumbnail

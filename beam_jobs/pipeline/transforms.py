@@ -115,7 +115,7 @@ def check_original(pending: PendingPhoto, data: bytes) -> str | None:
 
 
 def facts_with_position_source(facts: PhotoFacts, pending: PendingPhoto) -> PhotoFacts:
-    """`extract_photo_facts` calls any upload position "device"; a witness-placed pin says "pin"."""
+    """`extract_photo` calls any upload position "device"; a witness-placed pin says "pin"."""
     if facts.position_source == "device" and pending.device_position_source == "pin":
         return dataclasses.replace(facts, position_source="pin")
     return facts

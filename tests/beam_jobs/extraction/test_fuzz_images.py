@@ -1,4 +1,4 @@
-"""Fuzzing `decode_image` and `extract_photo_facts` with mutated real photos (JPEG, PNG, WebP, HEIC).
+"""Fuzzing `decode_image` and `extract_photo` with mutated real photos (JPEG, PNG, WebP, HEIC).
 
 The contract under test: any bytes give either an upright RGB image within `max_pixels` (a record
 and an EXIF-free thumbnail), or the documented rejection (`UnreadableImage` / `RejectedPhoto`) with a
@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from beam_jobs.extraction.decode import UnreadableImage, decode_image
-from beam_jobs.extraction.photo import RejectedPhoto, extract_photo_facts
+from beam_jobs.extraction.photo import RejectedPhoto, extract_photo
 from tests.reliability.mutations import EXIF_DONORS, HEIF_SEEDS, SMALL_SEEDS, load, mutated, set_declared_size
 from tests.reliability.nightly import skip_unless_slow_selected
 
@@ -69,12 +69,13 @@ def check_decode(data: bytes, max_pixels: int) -> None:
 
 def check_extract(data: bytes, max_pixels: int) -> None:
     try:
-        facts, thumbnail = _tolerating_warnings(
-            lambda: extract_photo_facts(
+        extracted = _tolerating_warnings(
+            lambda: extract_photo(
                 data, object_key="originals/fuzz", event_id="ev", submission_id="sub",
                 uploaded_at_utc=UPLOADED, device_position=(48.85, 2.35), max_pixels=max_pixels,
             )
         )
+        facts, thumbnail = extracted.facts, extracted.thumbnail
     except RejectedPhoto as rejected:
         assert rejected.reason in REASONS, rejected
         assert rejected.sha256 is not None and len(rejected.sha256) == 64
@@ -128,7 +129,7 @@ def test_declared_size_lies_are_refused_or_bounded(small_seeds: list[bytes], hei
         check_decode(set_declared_size(seed, *size), MAX_PIXELS)
 
 
-def test_fuzz_extract_photo_facts(small_seeds: list[bytes], donors: list[bytes]) -> None:
+def test_fuzz_extract_photo(small_seeds: list[bytes], donors: list[bytes]) -> None:
     @settings(CI, max_examples=100)
     @given(mutated(small_seeds, donors))
     def run(data: bytes) -> None:
@@ -172,7 +173,7 @@ def test_fuzz_heif_nightly(request: pytest.FixtureRequest, heif_seeds: list[byte
 
 
 @pytest.mark.slow
-def test_fuzz_extract_photo_facts_nightly(
+def test_fuzz_extract_photo_nightly(
     request: pytest.FixtureRequest, small_seeds: list[bytes], donors: list[bytes]
 ) -> None:
     skip_unless_slow_selected(request)

@@ -1,4 +1,4 @@
-"""extract_photo_facts end to end on real photos: position and time provenance, rejections."""
+"""extract_photo end to end on real photos: position and time provenance, rejections."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from beam_jobs.extraction.photo import RejectedPhoto, extract_photo_facts, photo_id_for
+from beam_jobs.extraction.photo import RejectedPhoto, extract_photo, photo_id_for
 from beam_jobs.records import PhotoFacts
 
 UPLOADED = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -18,10 +18,11 @@ UPLOADED = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 def _extract(
     data: bytes, *, device_position: tuple[float, float] | None = None, max_pixels: int = 50_000_000
 ) -> tuple[PhotoFacts, bytes]:
-    return extract_photo_facts(
+    extracted = extract_photo(
         data, object_key="evidence/ev1/abc.jpg", event_id="ev1", submission_id="sub1",
         uploaded_at_utc=UPLOADED, device_position=device_position, max_pixels=max_pixels,
     )
+    return extracted.facts, extracted.thumbnail
 
 
 def test_gps_photo(shared_data: Path, manifest: dict[str, dict[str, str]]) -> None:

@@ -87,9 +87,9 @@ def test_models_run_on_the_pixels_decoded_for_the_facts(shared_data: Path, manif
     name = "faces/compreface_group_2faces.jpg"
     data, sha = (shared_data / name).read_bytes(), manifest[name]["sha256"]
     # What the separate model stage gave before the fusion: its own decode of the original, same functions.
-    facts, _ = photo.extract_photo_facts(data, object_key="o", event_id="ev", submission_id="faces",
-                                         uploaded_at_utc=datetime(2024, 6, 1, 12, tzinfo=UTC),
-                                         device_position=None, max_pixels=50_000_000)
+    facts = photo.extract_photo(data, object_key="o", event_id="ev", submission_id="faces",
+                                uploaded_at_utc=datetime(2024, 6, 1, 12, tzinfo=UTC), device_position=None,
+                                max_pixels=50_000_000).facts
     pixels = np.asarray(decode_image(data, max_pixels=50_000_000).image.convert("RGB"))
     detected = detect_photo(load_families(["faces"], Path()), pixels, photo_id=facts.photo_id, crop_max_side=128)
     reference = detected.found
