@@ -34,7 +34,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from minio import Minio
-from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from indexers.s3_versions import (
@@ -46,7 +45,7 @@ from indexers.s3_versions import (
     read_pointer,
     version_prefix,
 )
-from infra.storage.objects import is_missing, read_bytes
+from infra.storage.objects import delete_versions, is_missing, read_bytes
 
 #: A download staging directory untouched this long belongs to a fetch that died (fetches take seconds).
 STALE_STAGING_S = 3600.0
@@ -110,13 +109,7 @@ def _details(client: Minio, bucket: str, kind: str, version: str) -> pa.Table | 
 
 
 def _delete(client: Minio, bucket: str, objects: Iterable[_Object]) -> int:
-    targets = [DeleteObject(o.key, o.version_id) for o in objects]
-    if not targets:
-        return 0
-    errors = list(client.remove_objects(bucket, targets))
-    if errors:
-        raise PruneFailed(f"{len(errors)} object versions in {bucket} could not be deleted, first: {errors[0]}")
-    return len(targets)
+    return delete_versions(client, bucket, ((o.key, o.version_id) for o in objects), failure=PruneFailed)
 
 
 def prune_versions(client: Minio, bucket: str, kind: str, *, gone_submission_ids: Collection[str],

@@ -39,7 +39,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from minio import Minio
-from minio.deleteobjects import DeleteObject
 from numpy.typing import NDArray
 
 from beam_jobs.pipeline.catalog import (
@@ -56,7 +55,7 @@ from beam_jobs.pipeline.catalog import (
     write_success,
 )
 from beam_jobs.pipeline.sinks import PARQUET_TYPE, parquet_bytes
-from infra.storage.objects import store_bytes
+from infra.storage.objects import delete_versions, store_bytes
 
 REDACTED_SUFFIX = "-redacted"
 #: An uncommitted extraction run older than this is taken as crashed (its id starts with its start time).
@@ -162,13 +161,7 @@ def _run_versions(client: Minio, bucket: str) -> dict[str, list[_Version]]:
 
 
 def _delete(client: Minio, bucket: str, versions: Iterable[_Version]) -> int:
-    targets = [DeleteObject(v.key, v.version_id) for v in versions]
-    if not targets:
-        return 0
-    errors = list(client.remove_objects(bucket, targets))
-    if errors:
-        raise CatalogErasureFailed(f"{len(errors)} object versions in {bucket} could not be deleted: {errors[0]}")
-    return len(targets)
+    return delete_versions(client, bucket, ((v.key, v.version_id) for v in versions), failure=CatalogErasureFailed)
 
 
 def _delete_keys(client: Minio, bucket: str, keys: Iterable[str]) -> int:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, BinaryIO, cast
 
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from minio.helpers import DictType
 
@@ -32,6 +34,18 @@ class StoredObject:
 
 def is_missing(error: S3Error) -> bool:
     return error.code in MISSING_CODES
+
+
+def delete_versions(client: Minio, bucket: str, versions: Iterable[tuple[str, str | None]],
+                    failure: type[Exception] = RuntimeError) -> int:
+    """Delete each (key, version id) in `versions`; returns how many. Raises `failure` naming the first refusal."""
+    targets = [DeleteObject(key, version_id) for key, version_id in versions]
+    if not targets:
+        return 0
+    errors = list(client.remove_objects(bucket, targets))
+    if errors:
+        raise failure(f"{len(errors)} object versions in {bucket} could not be deleted, first: {errors[0]}")
+    return len(targets)
 
 
 def read_bytes(client: Minio, bucket: str, key: str, version_id: str | None = None) -> bytes:
