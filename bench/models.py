@@ -11,20 +11,25 @@ Batching: YuNet/SFace (OpenCV) and YOLOX-Nano (the ONNX file has a fixed batch d
 image at a time; the plate recogniser takes a batch of crops, so its ms/crop is measured at several
 batch sizes on the ground-truth plate crops. Plates: exact-match % of the best read against MANIFEST
 `plate=`, on the whole photo and with the object family's vehicle boxes, for each recogniser pad width
-in REC_WIDTHS, run interleaved photo by photo so the speeds compare on the same load.
+in REC_WIDTHS, run interleaved photo by photo so the speeds compare on the same load. With
+`--plates-baseline REF` the plate module of that git commit (`beam_jobs/models/plates.py` as committed
+there, on today's helper modules) runs interleaved with them as a "before" variant.
 
     .venv/bin/python bench/models.py --out docs/bench/bench-models-2026-11-23.json
+    .venv/bin/python bench/models.py --only plates --plates-baseline d410061 --out docs/bench/plates.json
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -175,6 +180,23 @@ def faces_before_after(images: list[NDArray[np.uint8]]) -> dict[str, Any]:
     return out
 
 
+def plate_family_at(ref: str) -> Any:
+    """A `PlateFamily` built from `beam_jobs/models/plates.py` as committed at git `ref` (the helper
+    modules it imports are today's, which only ever gained functions)."""
+    repo = Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "-C", str(repo), "show", f"{ref}:beam_jobs/models/plates.py"],
+                            check=True, capture_output=True, text=True).stdout
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "plates_baseline.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("plates_baseline", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["plates_baseline"] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+    return module.PlateFamily(intra_op_threads=1)
+
+
 def interleaved(families: dict[str, PlateFamily], images: dict[str, NDArray[np.uint8]],
                 vehicles: dict[str, list[Box]] | None) -> Iterator[tuple[str, str, list[Any], float, float]]:
     """(variant, photo, detections, wall ms, cpu ms), each photo run by every variant in turn."""
@@ -186,9 +208,11 @@ def interleaved(families: dict[str, PlateFamily], images: dict[str, NDArray[np.u
 
 
 def plate_accuracy(images: dict[str, NDArray[np.uint8]], truth: dict[str, dict[str, str]],
-                   vehicles: dict[str, list[Box]] | None) -> dict[str, Any]:
-    """Per recogniser width: exact best reads and ms/photo, measured side by side."""
-    families = {f"rec{w}": PlateFamily(intra_op_threads=1, rec_min_width=w) for w in REC_WIDTHS}
+                   vehicles: dict[str, list[Box]] | None, baseline: str | None = None) -> dict[str, Any]:
+    """Per recogniser width (and the `baseline` commit's code): exact best reads and ms/photo, side by side."""
+    families: dict[str, Any] = {f"rec{w}": PlateFamily(intra_op_threads=1, rec_min_width=w) for w in REC_WIDTHS}
+    if baseline:
+        families[f"baseline {baseline}"] = plate_family_at(baseline)
     for family in families.values():
         family.load()
         family.detect(next(iter(images.values())))
@@ -232,40 +256,51 @@ def report(result: dict[str, Any]) -> None:
         table.add_column(col)
     for f in result["families"]:
         table.add_row(f["family"], str(f["images"]), str(f["load_ms"]), str(f["ms_per_image_wall"]),
-                      str(f["ms_per_image_cpu"]), str(result["peak_memory_mb"].get(f["family"], "")), f["batching"])
+                      str(f["ms_per_image_cpu"]), str(result.get("peak_memory_mb", {}).get(f["family"], "")),
+                      f["batching"])
     console.print(table)
-    for mode, variants in result["plates"].items():
+    for mode, variants in result.get("plates", {}).items():
         for variant, p in variants.items():
             console.print(f"plates {mode} {variant}: {p['exact']}/{p['photos']} exact ({p['exact_pct']} %), "
                           f"median {p['ms_per_photo_cpu_median']} ms CPU (mean {p['ms_per_photo_cpu_mean']}); "
                           f"misses {p['misses']}")
-    console.print(f"plate recogniser CPU ms/crop by batch size: {result['plate_rec_ms_per_crop_by_batch']}")
-    console.print(f"faces before/after (CPU ms/photo, same run): {result['faces_before_after']}")
-    console.print(f"peak memory (MB, own process minus decode-only process): {result['peak_memory_mb']}")
+    for key, label in (("plate_rec_ms_per_crop_by_batch", "plate recogniser CPU ms/crop by batch size"),
+                       ("faces_before_after", "faces before/after (CPU ms/photo, same run)"),
+                       ("peak_memory_mb", "peak memory (MB, own process minus decode-only process)")):
+        if key in result:
+            console.print(f"{label}: {result[key]}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--only", choices=sorted(FAMILY_PHOTOS), help="benchmark one family (no peak-memory runs)")
+    parser.add_argument("--plates-baseline", metavar="GIT_REF",
+                        help="also run the plate code committed at this git ref, interleaved, as 'before'")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # NAME or none:FOLDER, see child_run
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child_run(args.shared, args.child)))
         return
+    wanted = [args.only] if args.only else list(FAMILY_PHOTOS)
     truth = vehicle_truth(args.shared)
     vehicles = {name: load_rgb(args.shared / name) for name in sorted(truth)}
-    faces = [load_rgb(p) for p in photo_paths(args.shared, "faces")]
-    families = [bench_family("faces", faces), bench_family("objects", list(vehicles.values())),
-                bench_family("plates", list(vehicles.values()))]
-    objects = registry.create("objects")
-    objects.load()
-    boxes = {n: [d.box for d in objects.detect(i) if d.kind == "vehicle"] for n, i in vehicles.items()}
-    plates = {"vehicle_boxes": plate_accuracy(vehicles, truth, boxes),
-              "whole_image": plate_accuracy(vehicles, truth, None)}
-    result = {"machine": platform.platform(), "families": families, "faces_before_after": faces_before_after(faces),
-              "plates": plates, "plate_rec_ms_per_crop_by_batch": rec_batches(vehicles, truth),
-              "peak_memory_mb": peak_memory(args.shared)}
+    faces = [load_rgb(p) for p in photo_paths(args.shared, "faces")] if "faces" in wanted else []
+    photos = {"faces": faces, "objects": list(vehicles.values()), "plates": list(vehicles.values())}
+    result: dict[str, Any] = {"machine": platform.platform(),
+                              "families": [bench_family(name, photos[name]) for name in wanted]}
+    if "faces" in wanted:
+        result["faces_before_after"] = faces_before_after(faces)
+    if "plates" in wanted:
+        objects = registry.create("objects")
+        objects.load()
+        boxes = {n: [d.box for d in objects.detect(i) if d.kind == "vehicle"] for n, i in vehicles.items()}
+        result["plates"] = {"vehicle_boxes": plate_accuracy(vehicles, truth, boxes, args.plates_baseline),
+                            "whole_image": plate_accuracy(vehicles, truth, None, args.plates_baseline)}
+        result["plate_rec_ms_per_crop_by_batch"] = rec_batches(vehicles, truth)
+    if not args.only:
+        result["peak_memory_mb"] = peak_memory(args.shared)
     report(result)
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))

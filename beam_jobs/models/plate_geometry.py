@@ -111,6 +111,19 @@ def inside(box: Box, outer: Box) -> bool:
     return outer.x <= cx <= outer.x + outer.w and outer.y <= cy <= outer.y + outer.h
 
 
+def covered_share(box: Box, others: Sequence[Box]) -> float:
+    """Share of `box`'s area inside the most-overlapping box of `others` (0 when none)."""
+    area = box.w * box.h
+    if area <= 0:
+        return 1.0
+    best = 0.0
+    for other in others:
+        w = min(box.x + box.w, other.x + other.w) - max(box.x, other.x)
+        h = min(box.y + box.h, other.y + other.h) - max(box.y, other.y)
+        best = max(best, max(0.0, w) * max(0.0, h) / area)
+    return best
+
+
 def rectified_crop(
     image: NDArray[np.uint8], quad: Quad, *, pad: float = 0.1, min_height: int = 48
 ) -> NDArray[np.uint8]:

@@ -43,3 +43,13 @@ def is_plate_like(raw: str) -> bool:
     separators = len(_SEPARATORS.findall(raw.strip()))
     stray = sum(1 for ch in raw.strip() if not ch.isalnum() and not _SEPARATORS.fullmatch(ch))
     return separators <= MAX_SEPARATORS and stray <= 1
+
+
+def is_confident_word(raw: str, confidence: float, min_confidence: float) -> bool:
+    """Whether a read is a sure read of a word: at least 2 letters, no digit, confidence >= `min_confidence`.
+
+    Plates carry digits (`is_plate_like`); a badge or a state name read with confidence is not a plate
+    whose characters were clipped, so looking at it again cannot give a plate.
+    """
+    text = normalise_plate(raw)
+    return confidence >= min_confidence and len(text) >= 2 and not any(ch.isdigit() for ch in text)

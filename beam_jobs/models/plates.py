@@ -2,19 +2,20 @@
 
 Two steps, each on the resolution that suits it:
 
-1. Localise: RapidOCR's text detector runs on each vehicle box the caller passes (`detect(image,
-   vehicles=...)`), or on the whole photo, resized so its longer side is `det_max_side` (640: all plates
-   of the test photos found, a third of the cost of the library's 736-px-short-side default). Text
-   lines with a plate's proportions are kept, pieces of one row are merged (`plate_geometry`).
+1. Localise: RapidOCR's text detector runs on the lower part of each vehicle box the caller passes
+   (`detect(image, vehicles=...)`), or on the whole photo, resized so its longer side is `det_max_side`
+   (640: all plates of the test photos found, a third of the cost of the library's 736-px-short-side
+   default; squarish vehicle regions get at most the pixels of a 640 x 320 input). Text lines with a
+   plate's proportions are kept, pieces of one row are merged (`plate_geometry`).
 2. Read: each candidate is cut from the FULL-resolution photo, deskewed, padded and upscaled to the
-   recogniser's 48-px height, and the recogniser alone reads the batch of crops (no text detection
-   or angle classifier on the crop: on a whole plate they split and reorder the text).
+   recogniser's 48-px height, and the recogniser alone reads the crop (no text detection or angle
+   classifier on the crop: on a whole plate they split and reorder the text). In a vehicle region the
+   lines are read largest first and reading stops at the first confident read that fits a known plate
+   format (a vehicle shows one plate); whole-photo candidates are all read, in one batch.
 
-Reads that look like plates (`plate_text.is_plate_like`) become `plate` detections with the raw read,
-the plate text (letter/digit confusions undone where a known national format decides it, see
-`plate_formats`), a confusable-folded search key and the recogniser's confidence. Reads inside a
-vehicle box, in its lower part, and reads that fit a known format rank first.
+Reads become ranked `plate` detections in `plate_ranking` (raw read, plate text, search key, confidence).
 Plates carry no embedding: they are searched by text, so `embed` returns (n, 0).
+Run it through the extraction job, or alone: `.venv/bin/python bench/models.py --only plates`.
 """
 
 from __future__ import annotations
@@ -29,19 +30,27 @@ import numpy as np
 from numpy.typing import NDArray
 
 from beam_jobs.models.base import Box, Detection, RGBImage, package_dir, require_rgb, sha256_file
-from beam_jobs.models.plate_formats import fit_to_format
 from beam_jobs.models.plate_geometry import (
     Quad,
-    inside,
+    covered_share,
     is_plate_shaped,
-    lower_part_share,
     merge_line_pieces,
     quad_to_box,
     rectified_crop,
     resize_max_side,
 )
-from beam_jobs.models.plate_text import is_plate_like, normalise_plate, search_key
+from beam_jobs.models.plate_ranking import (
+    SAME_PLATE_IOU,
+    PlateRead,
+    fits_plate,
+    iou,
+    plate_detections,
+    polygon_to_box,
+)
+from beam_jobs.models.plate_text import is_confident_word
 from beam_jobs.models.transforms import rgb_to_bgr
+
+__all__ = ["Candidate", "PlateFamily", "PlateRead", "plate_detections", "polygon_to_box"]
 
 OCR_MODEL_FILES = ("ch_PP-OCRv4_det_infer.onnx", "ch_PP-OCRv4_rec_infer.onnx")
 MAX_CANDIDATES = 5
@@ -52,107 +61,49 @@ VEHICLE_MARGIN = 0.05
 VEHICLE_TOP_SKIP = 0.4
 MAX_VEHICLES = 3
 MAX_REGION_UPSCALE = 1.5
-# Ranking: a read that fits no known format, or lies outside every vehicle / in a vehicle's upper
-# part (stickers, dealer frames, windscreen text), is kept but ranked after the likely plates.
-NO_FORMAT_WEIGHT = 0.85
-OUTSIDE_VEHICLE_WEIGHT = 0.8
-UPPER_PART_WEIGHT = 0.9
-SAME_PLATE_IOU = 0.3
+# The detector's cost grows with its input's pixels. A vehicle's lower part is about twice as wide as
+# tall and fits `det_max_side` x half of it; a squarer region (a vehicle cut by the frame, seen side-on,
+# or a second car mostly hidden) is searched at no more pixels than that, so slightly coarser.
+REGION_MAX_ASPECT_PIXELS = 0.5
 # Refinement: a line found on a downscaled photo with fewer than this many pixels of height (in the
 # detector's image) gets a second, local detection on an upscaled patch around it, so the crop hugs
 # the characters (a coarse box clips the first/last character or takes in the plate frame's text).
 REFINE_BELOW_DET_PX = 24.0
 REFINE_PATCH_SIDE = 320
 MAX_REFINED = 4
+# A read this sure of a text with no digit is a word (a make, a state name, a dealer sign): a tighter
+# crop of it reads the same word, so it is not refined (on the real photos such words were half of all
+# refinements, ~30 ms per photo, and never became a plate).
+WORD_CONFIDENCE = 0.8
+# A vehicle region lying this much inside a region already searched at a similar detector scale (a car
+# detected twice, a cab inside its truck) is not searched again.
+COVERED_SHARE = 0.8
+SIMILAR_SCALE = 0.8
+# A vehicle shows one plate per side, and its largest plate-shaped line is nearly always that plate: once
+# a read in a vehicle region fits a known format with this confidence, the region's other lines (badges,
+# dealer frames, state names) are not read. On the 22 real photos the plate was the first line read in
+# every vehicle region where it was read at all; this halves the crops read per photo.
+SETTLED_CONFIDENCE = 0.8
 # The recogniser pads every crop to at least this width (48 px high). 320 is PP-OCR's training shape and
-# RapidOCR's default; a narrower pad is cheaper (192: -16 % CPU per photo, measured) but reads differ:
-# on the 22 real photos it kept 20/22 with vehicle boxes and lost one whole-photo read (bench/models.py).
+# RapidOCR's default; a narrower pad is cheaper (192: -10 % CPU per photo with vehicle boxes, measured)
+# but reads differ: on the 22 real photos it kept 20/22 with vehicle boxes and lost one whole-photo read
+# (bench/models.py), so it is an option with its own version, not the default.
 REC_MIN_WIDTH = 320
 
 
-def polygon_to_box(points: list[list[float]] | NDArray[np.float32]) -> Box:
-    """Axis-aligned box around an OCR quadrilateral (4 points x, y)."""
-    return quad_to_box(np.asarray(points, dtype=np.float32))
-
-
 @dataclass(frozen=True)
-class PlateRead:
-    """One recognised text line: where it is, what was read, and how sure the recogniser was."""
+class Candidate:
+    """A plate-shaped text line: its quad in photo pixels, the detector's scale where it was found, and
+    the index of the vehicle region it was found in (None: found on the whole photo)."""
 
-    box: Box
-    raw: str
-    confidence: float
-
-
-def _iou(a: Box, b: Box) -> float:
-    w = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
-    h = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    union = a.w * a.h + b.w * b.h - w * h
-    return w * h / union if union > 0 else 0.0
+    quad: Quad
+    scale: float
+    vehicle: int | None
 
 
-def _candidate_order(quad: Quad) -> tuple[bool, float]:
-    box = quad_to_box(quad)
+def _candidate_order(candidate: Candidate) -> tuple[bool, float]:
+    box = quad_to_box(candidate.quad)
     return not PLATE_ROW_ASPECT[0] <= box.w / max(box.h, 1e-6) <= PLATE_ROW_ASPECT[1], -box.w * box.h
-
-
-def _fits(read: PlateRead) -> bool:
-    return is_plate_like(read.raw) and fit_to_format(read.raw)[1]
-
-
-def rank_weight(box: Box, fits: bool, vehicles: Sequence[Box] | None) -> tuple[float, bool | None]:
-    """Ranking weight of a read and whether it lies in a vehicle (None when no vehicles were given)."""
-    weight = 1.0 if fits else NO_FORMAT_WEIGHT
-    if vehicles is None:
-        return weight, None
-    holders = [v for v in vehicles if inside(box, v)]
-    if not holders:
-        return weight * OUTSIDE_VEHICLE_WEIGHT, False
-    if max(lower_part_share(box, v) for v in holders) < 0.5:
-        weight *= UPPER_PART_WEIGHT
-    return weight, True
-
-
-def plate_detections(
-    reads: Sequence[PlateRead] | Sequence[tuple[Any, str, float]],
-    min_confidence: float,
-    vehicles: Sequence[Box] | None = None,
-) -> list[Detection]:
-    """Recognised lines -> plate detections, best first, one per plate.
-
-    Accepts `PlateRead`s or RapidOCR's `(quad, text, confidence)` lines. `score` is the recogniser's
-    confidence times the ranking weight (`rank_weight`); `plate_confidence` keeps the bare confidence.
-    """
-    plates: list[Detection] = []
-    for read in reads:
-        if not isinstance(read, PlateRead):
-            quad, raw_text, conf = read
-            read = PlateRead(polygon_to_box(quad), str(raw_text), float(conf))
-        if read.confidence < min_confidence or not is_plate_like(read.raw):
-            continue
-        text, fits = fit_to_format(read.raw)
-        weight, in_vehicle = rank_weight(read.box, fits, vehicles)
-        attributes: dict[str, str | float | int | bool] = {
-            "class": "plate",
-            "plate_raw": read.raw,
-            "plate_read": normalise_plate(read.raw),
-            "plate_text": text,
-            "plate_key": search_key(text),
-            "plate_confidence": round(read.confidence, 4),
-            "plate_format_known": fits,
-        }
-        if in_vehicle is not None:
-            attributes["in_vehicle"] = in_vehicle
-        score = read.confidence * weight
-        plates.append(Detection(kind="plate", box=read.box, score=score, quality=score, attributes=attributes))
-    plates.sort(key=lambda d: -d.score)
-    kept: list[Detection] = []
-    for det in plates:  # one record per plate: the same text twice, or overlapping reads, keep the best
-        if any(k.attributes["plate_text"] == det.attributes["plate_text"] or _iou(k.box, det.box) > SAME_PLATE_IOU
-               for k in kept):
-            continue
-        kept.append(det)
-    return kept
 
 
 class PlateFamily:
@@ -180,7 +131,7 @@ class PlateFamily:
         models = package_dir("rapidocr_onnxruntime", "install the pinned rapidocr-onnxruntime") / "models"
         digests = "+".join(sha256_file(models / name)[:12] for name in OCR_MODEL_FILES)
         narrow = "" if self.rec_min_width == REC_MIN_WIDTH else f"+rec{self.rec_min_width}"
-        return f"rapidocr-onnxruntime-{importlib.metadata.version('rapidocr-onnxruntime')}@{digests}+crop-v2{narrow}"
+        return f"rapidocr-onnxruntime-{importlib.metadata.version('rapidocr-onnxruntime')}@{digests}+crop-v3{narrow}"
 
     def load(self) -> None:
         if self._ocr is not None:
@@ -217,11 +168,23 @@ class PlateFamily:
         pieces = [q for q in merge_line_pieces(quads) if is_plate_shaped(q)]
         if not pieces:
             return None
-        best = max(pieces, key=lambda q: _iou(quad_to_box(q), box))
-        return best if _iou(quad_to_box(best), box) > SAME_PLATE_IOU else None
+        best = max(pieces, key=lambda q: iou(quad_to_box(q), box))
+        return best if iou(quad_to_box(best), box) > SAME_PLATE_IOU else None
 
-    def candidates(self, bgr: NDArray[np.uint8], vehicles: Sequence[Box] | None) -> list[tuple[Quad, float]]:
-        """Plate-shaped text lines (merged pieces) and the detector's scale: at most `MAX_CANDIDATES`, largest first."""
+    def region_side(self, region: Box, *, vehicle: bool) -> int:
+        """Longer side, in detector pixels, at which a region is searched (vehicles: see REGION_MAX_ASPECT_PIXELS)."""
+        longer, shorter = max(region.w, region.h, 1.0), min(region.w, region.h)
+        side = min(float(self.det_max_side), MAX_REGION_UPSCALE * longer)
+        if not vehicle:
+            return int(side)
+        max_pixels = REGION_MAX_ASPECT_PIXELS * self.det_max_side**2
+        pixels = side * side * shorter / longer
+        if pixels > max_pixels:
+            side *= (max_pixels / pixels) ** 0.5
+        return int(side)
+
+    def candidates(self, bgr: NDArray[np.uint8], vehicles: Sequence[Box] | None) -> list[Candidate]:
+        """Plate-shaped text lines (merged pieces): at most `MAX_CANDIDATES`, plate-proportioned and largest first."""
         height, width = bgr.shape[:2]
         regions = [Box(0, 0, width, height)]
         if vehicles:
@@ -232,12 +195,19 @@ class PlateFamily:
                     v.h * (1 - VEHICLE_TOP_SKIP + VEHICLE_MARGIN)).clipped(width, height)
                 for v in largest
             ]
-        found: list[tuple[Quad, float]] = []
-        for region in regions:
-            side = min(self.det_max_side, int(MAX_REGION_UPSCALE * max(region.w, region.h)))
+        found: list[Candidate] = []
+        searched: list[tuple[Box, float]] = []
+        for index, region in enumerate(regions):
+            side = self.region_side(region, vehicle=bool(vehicles))
+            wanted_scale = side / max(region.w, region.h, 1.0)
+            similar = [box for box, scale in searched if scale >= SIMILAR_SCALE * wanted_scale]
+            if covered_share(region, similar) >= COVERED_SHARE:
+                continue
             quads, scale = self._text_lines(bgr, region, side)
-            found.extend((q, scale) for q in merge_line_pieces(quads) if is_plate_shaped(q))
-        found.sort(key=lambda item: _candidate_order(item[0]))
+            searched.append((region, scale))
+            vehicle = index if vehicles else None
+            found.extend(Candidate(q, scale, vehicle) for q in merge_line_pieces(quads) if is_plate_shaped(q))
+        found.sort(key=_candidate_order)
         return found[:MAX_CANDIDATES]
 
     def recognise(self, bgr: NDArray[np.uint8], quads: Sequence[Quad]) -> list[PlateRead]:
@@ -249,20 +219,40 @@ class PlateFamily:
             PlateRead(quad_to_box(q), str(text), float(conf)) for q, (text, conf) in zip(quads, results, strict=True)
         ]
 
-    def read(self, bgr: NDArray[np.uint8], candidates: Sequence[tuple[Quad, float]]) -> list[PlateRead]:
-        """One read per candidate; small lines whose read fits no plate format are refined and read again.
+    def first_reads(self, bgr: NDArray[np.uint8], candidates: Sequence[Candidate]) -> list[tuple[Candidate, PlateRead]]:
+        """Candidates paired with their reads. Whole-photo candidates are read in one batch; vehicle
+        candidates one by one, skipping the rest of a region once it is settled (SETTLED_CONFIDENCE).
+        Batch 1 costs no more per crop than a batch here: the recogniser pads a batch to its widest crop."""
+        if all(c.vehicle is None for c in candidates):
+            return list(zip(candidates, self.recognise(bgr, [c.quad for c in candidates]), strict=True))
+        pairs: list[tuple[Candidate, PlateRead]] = []
+        settled: set[int | None] = set()
+        for candidate in candidates:
+            if candidate.vehicle in settled:
+                continue
+            (read,) = self.recognise(bgr, [candidate.quad])
+            pairs.append((candidate, read))
+            if candidate.vehicle is not None and fits_plate(read) and read.confidence >= SETTLED_CONFIDENCE:
+                settled.add(candidate.vehicle)
+        return pairs
+
+    def read(self, bgr: NDArray[np.uint8], candidates: Sequence[Candidate]) -> list[PlateRead]:
+        """Reads of the candidates (`first_reads`); small lines whose read fits no plate format and is
+        not a sure word are refined and read again.
 
         Of the two reads the better wins: one that fits a known format, then the higher confidence.
         """
-        reads = self.recognise(bgr, [q for q, _ in candidates])
+        pairs = self.first_reads(bgr, candidates)
+        reads = [read for _, read in pairs]
         retry = [
-            i for i, ((quad, scale), read) in enumerate(zip(candidates, reads, strict=True))
-            if quad_to_box(quad).h * scale < REFINE_BELOW_DET_PX and not _fits(read)
+            i for i, (candidate, read) in enumerate(pairs)
+            if quad_to_box(candidate.quad).h * candidate.scale < REFINE_BELOW_DET_PX and not fits_plate(read)
+            and not is_confident_word(read.raw, read.confidence, WORD_CONFIDENCE)
         ][:MAX_REFINED]
-        refined = {i: self.refine(bgr, candidates[i][0]) for i in retry}
+        refined = {i: self.refine(bgr, pairs[i][0].quad) for i in retry}
         again = [i for i, quad in refined.items() if quad is not None]
-        for i, read in zip(again, self.recognise(bgr, [q for i, q in refined.items() if q is not None]), strict=True):
-            if (_fits(read), read.confidence) > (_fits(reads[i]), reads[i].confidence):
+        for i, read in zip(again, self.recognise(bgr, [q for q in refined.values() if q is not None]), strict=True):
+            if (fits_plate(read), read.confidence) > (fits_plate(reads[i]), reads[i].confidence):
                 reads[i] = read
         return reads
 

@@ -7,6 +7,7 @@ import numpy as np
 from beam_jobs.models.base import Box
 from beam_jobs.models.plate_geometry import (
     box_to_quad,
+    covered_share,
     inside,
     is_plate_shaped,
     lower_part_share,
@@ -48,3 +49,11 @@ def test_vehicle_relations_and_resize() -> None:
     assert lower_part_share(Box(40, 80, 20, 10), car) == 0.85
     resized, scale = resize_max_side(np.zeros((50, 100, 3), dtype=np.uint8), 200)
     assert resized.shape == (100, 200, 3) and scale == 2.0
+
+
+def test_covered_share_is_the_largest_overlap_with_one_other_box() -> None:
+    region = Box(100, 100, 100, 50)
+    assert covered_share(region, []) == 0.0
+    assert covered_share(region, [Box(0, 0, 500, 500)]) == 1.0
+    assert covered_share(region, [Box(150, 100, 100, 50), Box(100, 100, 30, 50)]) == 0.5
+    assert covered_share(Box(0, 0, 0, 10), [Box(50, 50, 1, 1)]) == 1.0  # an empty region needs no search

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from beam_jobs.models.plate_text import is_plate_like, normalise_plate, search_key
+from beam_jobs.models.plate_text import is_confident_word, is_plate_like, normalise_plate, search_key
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,17 @@ def test_plates_are_plate_like(raw: str) -> None:
 )
 def test_words_dates_and_fragments_are_not(raw: str) -> None:
     assert not is_plate_like(raw)
+
+
+@pytest.mark.parametrize(("raw", "confidence"), [("TEXAS", 0.98), ("DEALER SALES", 0.95), ("GMC", 0.81)])
+def test_sure_reads_without_digits_are_words(raw: str, confidence: float) -> None:
+    assert is_confident_word(raw, confidence, 0.8)
+
+
+@pytest.mark.parametrize(
+    ("raw", "confidence"),
+    [("HONDA", 0.68), ("UHIOFOF", 0.5), ("G9L8U", 0.95), ("L", 0.99), ("?", 0.9), ("", 0.0)],
+)
+def test_unsure_reads_digits_and_fragments_are_not_words(raw: str, confidence: float) -> None:
+    # Each of these could be a clipped or garbled plate: the caller looks at it again.
+    assert not is_confident_word(raw, confidence, 0.8)

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from beam_jobs.models.base import Box, Detection
 from beam_jobs.models.objects import ObjectFamily
-from beam_jobs.models.plate_text import search_key
+from beam_jobs.models.plate_text import normalise_plate, search_key
 from beam_jobs.models.plates import PlateFamily, PlateRead, plate_detections, polygon_to_box
 
 Loader = Callable[[str], NDArray[np.uint8]]
@@ -55,14 +55,19 @@ def reads(plates: PlateFamily, vehicle_photos: dict[str, NDArray[np.uint8]]) -> 
 
 
 @pytest.fixture(scope="module")
-def vehicle_reads(plates: PlateFamily, vehicle_photos: dict[str, NDArray[np.uint8]]) -> Reads:
-    """Search restricted to the object family's vehicle boxes, as the extraction job can call it."""
+def vehicle_boxes(vehicle_photos: dict[str, NDArray[np.uint8]]) -> dict[str, list[Box]]:
+    """The object family's vehicle boxes in each photo."""
     objects = ObjectFamily()
     objects.load()
-    return {
-        name: plates.detect(image, vehicles=[d.box for d in objects.detect(image) if d.kind == "vehicle"])
-        for name, image in vehicle_photos.items()
-    }
+    return {name: [d.box for d in objects.detect(img) if d.kind == "vehicle"] for name, img in vehicle_photos.items()}
+
+
+@pytest.fixture(scope="module")
+def vehicle_reads(
+    plates: PlateFamily, vehicle_photos: dict[str, NDArray[np.uint8]], vehicle_boxes: dict[str, list[Box]]
+) -> Reads:
+    """Search restricted to the object family's vehicle boxes, as the extraction job calls it."""
+    return {name: plates.detect(image, vehicles=vehicle_boxes[name]) for name, image in vehicle_photos.items()}
 
 
 def best_exact(found: Reads, manifest: dict[str, dict[str, str]]) -> int:
@@ -128,10 +133,34 @@ def test_reads_in_a_vehicle_rank_first_and_formats_are_corrected() -> None:
     assert found[1].attributes["in_vehicle"] is False
 
 
+def test_a_vehicle_region_is_read_until_its_plate(
+    plates: PlateFamily, vehicle_photos: dict[str, NDArray[np.uint8]], vehicle_boxes: dict[str, list[Box]]
+) -> None:
+    # The dealer frame, the state name and the make's badge are plate-shaped lines too; once the plate is
+    # read in a vehicle region they are not read. On the whole photo every candidate is read.
+    name = "vehicles/us_CYZ5139_a.jpg"
+    bgr = np.ascontiguousarray(vehicle_photos[name][..., ::-1])
+    candidates = plates.candidates(bgr, vehicle_boxes[name])
+    pairs = plates.first_reads(bgr, candidates)
+    assert len(candidates) >= 3 and len(pairs) < len(candidates)
+    assert normalise_plate(pairs[0][1].raw) == "CYZ5139" and pairs[0][0].vehicle is not None
+    whole = plates.candidates(bgr, None)
+    assert len(plates.first_reads(bgr, whole)) == len(whole)
+
+
+def test_squarish_vehicle_regions_are_searched_at_bounded_pixels() -> None:
+    family = PlateFamily(det_max_side=640)
+    assert family.region_side(Box(0, 0, 1000, 500), vehicle=True) == 640  # a lower part: 640 x 320
+    assert family.region_side(Box(0, 0, 200, 100), vehicle=True) == 300  # small: upscaled 1.5 times
+    square = family.region_side(Box(0, 0, 800, 800), vehicle=True)
+    assert square * square <= 640 * 320 < (square + 2) ** 2
+    assert family.region_side(Box(0, 0, 800, 800), vehicle=False) == 640  # the whole photo keeps its side
+
+
 def test_a_narrower_recogniser_pad_is_a_different_version() -> None:
     # Narrower pads read differently (bench/models.py), so the records must say which one produced them.
-    assert PlateFamily(rec_min_width=192).version.endswith("+rec192")
-    assert "+rec" not in PlateFamily().version
+    assert PlateFamily(rec_min_width=192).version.endswith("+crop-v3+rec192")
+    assert "+rec" not in PlateFamily().version and PlateFamily().version.endswith("+crop-v3")
 
 
 def test_plates_have_no_vector() -> None:
