@@ -4,7 +4,8 @@ Index types Flat / HNSW (several efSearch) / IVF-PQ + refine / Certified (8-bit 
 Flat index, `indexers.certified`), unfenced and fenced (fences keeping 0.1 %, 1 % and 10 % of the vectors:
 random subsets, the worst case for memory locality), through the FAISS selector, through the exact scan of the
 subset and through the certified scan. `--end-to-end` adds `fenced_search` with a real place + time `Fence`
-over synthetic metadata (fence mask, id mapping and search together). Seeded clustered unit vectors; queries
+over synthetic metadata (fence mask, id mapping and search together), first with the rows in random order, then
+in the capture-time layout order versions are written in (`indexers.layout`). Seeded clustered unit vectors; queries
 run one at a time, as investigators issue them, so QPS = 1 / mean latency on this machine's threads.
 
 Memory per index type: `serialized` is the size of `faiss.serialize_index` of the index (what a version file
@@ -26,6 +27,7 @@ import platform
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +83,7 @@ def measure(search: SearchFn, queries: NDArray[np.float32], truth: NDArray[np.in
 
 def configs(selected: tuple[str, ...]) -> list[tuple[str, IndexType, SearchPath, list[dict[str, Any]]]]:
     """(label, index type, search path, search settings) for the selected index types."""
-    every = {
+    every: dict[str, tuple[str, IndexType, SearchPath, list[dict[str, Any]]]] = {
         "flat": ("flat", IndexType.FLAT, SearchPath.APPROXIMATE, [{}]),
         "hnsw": ("hnsw M32", IndexType.HNSW, SearchPath.APPROXIMATE, [{"ef_search": ef} for ef in (64, 128, 256)]),
         "ivfpq": ("ivfpq+refine", IndexType.IVFPQ_REFINE, SearchPath.APPROXIMATE,
@@ -172,29 +174,53 @@ def bench_size(n: int, d: int, nq: int, seed: int, selected: tuple[str, ...], fr
 def bench_end_to_end(index: VectorIndex, db: NDArray[np.float32], ids: NDArray[np.int64],
                      queries: NDArray[np.float32], fractions: list[float], rng: np.random.Generator,
                      common: dict[str, Any], console: Console) -> list[dict[str, Any]]:
-    """`fenced_search` with place + time fences: mask, id mapping, path choice and search, as the service runs."""
-    meta = synthetic_meta(ids, rng)
-    index.positions_of(meta.ids)  # what KindIndex.warm() does before serving
-    meta.warm()
+    """`fenced_search` with place + time fences: mask, id mapping, path choice and search, as the service runs.
+
+    First with the metadata rows in random order (a version without locality: the fence's rows are scattered),
+    then in the layout order a version is written in (`indexers.layout`: by capture time, place within time
+    blocks), the index's vectors moved to match as `update_kind_index` does.
+    """
+    unordered = synthetic_meta(ids, rng)
+    laid_out = unordered.reordered(unordered.layout_order())
     rows = []
-    for fraction in fractions:
-        fence = place_time_fence(meta, fraction)
-        inside = fence.mask(meta)
-        truth = exact_ids(db[inside], ids[inside], queries)
-        mask_ms = np.median([_timed(lambda fence=fence: fence.mask(meta)) for _ in range(20)])
-        paths: list[str] = []
-
-        def run(q: NDArray[np.float32], fence: Fence = fence, paths: list[str] = paths) -> NDArray[np.int64]:
-            result = fenced_search(index, meta, q, K, fence=fence)
-            paths.append(result.path.value)
-            return result.ids
-
-        result = measure(run, queries, truth)
-        console.log(f"end-to-end {fraction:.1%}: kept {inside.mean():.3%}, mask {mask_ms:.1f} ms, {result}")
-        rows.append({**common, "index": "fenced_search (place+time)", "fence": f"{fraction * 100:g}%",
-                     "path": "/".join(sorted(set(paths))), "kept": round(float(inside.mean()), 5),
-                     "mask_ms": round(float(mask_ms), 2), **result})
+    for label, meta in (("unordered rows", unordered), ("layout order", laid_out)):
+        start = time.perf_counter()
+        index.reorder(meta.ids)
+        index.warm().positions_of(meta.ids)  # what KindIndex.warm() does before serving
+        meta.warm()
+        console.log(f"end-to-end, {label}: reordered and warmed in {time.perf_counter() - start:.1f} s")
+        variants: list[tuple[str, dict[str, Any]]] = [(label, {})]
+        if meta is laid_out:  # where the default path choice stands against the other exact path
+            variants += [(f"{label}, EXACT forced", {"exact_below": len(ids)}),
+                         (f"{label}, CERTIFIED forced", {"exact_below": 0, "certified_fraction_below": 1.0})]
+        for name, limits in variants:
+            for fraction in fractions:
+                rows.append(_end_to_end_row(index, meta, db, ids, queries, fraction, name, limits, common, console))
     return rows
+
+
+def _end_to_end_row(index: VectorIndex, meta: MetadataTable, db: NDArray[np.float32], ids: NDArray[np.int64],
+                    queries: NDArray[np.float32], fraction: float, label: str, limits: dict[str, Any],
+                    common: dict[str, Any], console: Console) -> dict[str, Any]:
+    fence = place_time_fence(meta, fraction)
+    inside = np.zeros(len(ids), bool)
+    inside[np.isin(ids, meta.ids[fence.mask(meta)])] = True  # db and ids are in generation order
+    truth = exact_ids(db[inside], ids[inside], queries)
+    mask_ms = np.median([_timed(partial(fence.mask, meta)) for _ in range(20)])
+    paths: list[str] = []
+    scans: list[int] = []
+
+    def run(q: NDArray[np.float32], fence: Fence = fence) -> NDArray[np.int64]:
+        result = fenced_search(index, meta, q, K, fence=fence, **limits)
+        paths.append(result.path.value)
+        scans.append(result.certified.scans if result.certified else 0)
+        return result.ids
+
+    result = measure(run, queries, truth)
+    console.log(f"end-to-end {label} {fraction:.1%}: kept {inside.mean():.3%}, mask {mask_ms:.1f} ms, {result}")
+    return {**common, "index": f"fenced_search (place+time), {label}", "fence": f"{fraction * 100:g}%",
+            "path": "/".join(sorted(set(paths))), "kept": round(float(inside.mean()), 5),
+            "mask_ms": round(float(mask_ms), 2), "code_scans": round(float(np.mean(scans)), 2), **result}
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -224,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--index-types: unknown {sorted(unknown)}; choose from {', '.join(INDEX_TYPES)}")
     fractions = [float(f) for f in args.fractions.split(",") if f]
     console = Console(width=160)
+    load_at_start = os.getloadavg()
     rows = [row for n in sizes
             for row in bench_size(n, args.dim, args.queries, args.seed, selected, fractions, args.end_to_end, console)]
     table = Table(title=f"fenced search, dim {args.dim}, k={K}, {faiss.omp_get_max_threads()} threads")
@@ -231,7 +258,8 @@ def main(argv: list[str] | None = None) -> None:
                 "p99_ms", "recall@10"):
         table.add_column(col, justify="left" if col in ("index", "params", "fence", "path") else "right")
     for r in rows:
-        extra = ", ".join(f"{k}={r[k]}" for k in ("ef_search", "nprobe", "k_factor", "kept", "mask_ms") if k in r)
+        extra = ", ".join(f"{k}={r[k]}" for k in ("ef_search", "nprobe", "k_factor", "kept", "mask_ms", "code_scans")
+                          if k in r)
         table.add_row(f"{r['n']:,}", r["index"], extra, r["fence"], r["path"], f"{r['build_s']:.2f}",
                       str(r["memory_mb"]), str(r["rss_delta_mb"]), f"{r['qps']:.0f}", f"{r['p50_ms']:.2f}",
                       f"{r['p99_ms']:.2f}", f"{r['recall_at_10']:.3f}")
@@ -239,10 +267,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         meta = {"dim": args.dim, "queries": args.queries, "seed": args.seed, "k": K, "index_types": selected,
                 "threads": faiss.omp_get_max_threads(), "faiss": faiss.__version__,
-                "machine": platform.machine(), "python": platform.python_version()}
+                "machine": platform.machine(), "python": platform.python_version(),
+                "load_average_start": [round(x, 2) for x in load_at_start],
+                "load_average_end": [round(x, 2) for x in os.getloadavg()]}
         tmp = args.out.with_name(args.out.name + ".tmp")
         tmp.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
         tmp.replace(args.out)
+    inexact = [r for r in rows if r["path"] in ("exact", "certified", "certified/exact", "exact/certified")
+               and r["recall_at_10"] < 1.0]
+    if inexact:
+        raise SystemExit(f"recall below 1.0 on an exact path: {inexact}")
 
 
 if __name__ == "__main__":

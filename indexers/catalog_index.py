@@ -13,6 +13,8 @@ Incremental: `update_kind_index` works on a clone of the given index (the served
 removes withdrawn photos and then compacts, so a withdrawn witness's vectors leave the index file at
 once rather than lingering as tombstones; it adds only detection ids not already present (the same
 photo through the same model gives the same ids, see `beam_jobs.pipeline.detect.detection_id_for`).
+Rows (and vectors) are kept in the layout order of `indexers.layout`, by capture time, re-sorted after each
+update; ids never change.
 `details` carries what a result shows but the search does not need, one row per metadata row.
 """
 
@@ -175,6 +177,10 @@ def build_kind_index(kind: str, detections: pa.Table, photos: pa.Table, *, run_i
     if kind in VECTOR_KINDS and not len(selected):
         raise NothingToIndexError(f"no indexable {kind} detections in the catalog records")
     meta = MetadataTable.from_records(selected, photos)
+    order = meta.layout_order()  # rows and vectors by capture time: a fence's window is one slice
+    meta, selected = meta.reordered(order), selected.take(pa.array(order))
+    if kind in VECTOR_KINDS:
+        vectors = vectors[order]
     ids = meta.ids if kind in VECTOR_KINDS else np.empty(0, np.int64)
     index = VectorIndex.build(kind, ids, vectors, params=params, index_type=index_type)
     return KindIndex(kind, index, meta, _details(selected, photos), tuple(run_ids)).warm()
@@ -207,5 +213,11 @@ def update_kind_index(base: KindIndex, detections: pa.Table, photos: pa.Table, *
     kept = pa.array(np.flatnonzero(keep_rows), pa.int64())
     meta = MetadataTable.from_arrow(pa.concat_tables([base.meta.to_arrow().take(kept), new_meta.to_arrow()]))
     details = pa.concat_tables([base.details.take(kept), _details(selected, photos)])
+    # New rows were appended: sort back into layout order, moving the vectors along (IVF-PQ keeps its order
+    # and is searched through the id -> position map instead).
+    order = meta.layout_order()
+    meta, details = meta.reordered(order), details.take(pa.array(order))
+    if base.kind in VECTOR_KINDS:
+        index.reorder(meta.ids)
     run_ids = base.run_ids + tuple(run for run in new_run_ids if run not in base.run_ids)
     return KindIndex(base.kind, index, meta, details, run_ids).warm()

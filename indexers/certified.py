@@ -30,8 +30,12 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-#: Rows per FAISS shard; a multiple of 8 so a shard's slice of a packed bitmap starts on a byte.
-CODE_BLOCK = 1 << 17
+#: Rows per FAISS shard; a multiple of 8 so a shard's slice of a packed bitmap starts on a byte. 32k rows (16 MB at
+#: d = 512) so that a fence's time slice spans several shards and the scan splits evenly over the threads.
+CODE_BLOCK = 1 << 15
+#: Candidates the first pass re-ranks at least (then 4k if larger). Re-ranking 100 costs ~50 us; at 1M x 512-d, 40
+#: left 9-14 % of the queries of a 10 % fence to a second scan (p99 34 ms), 100 none (p99 16 ms; bench/search.py).
+FIRST_RERANK = 100
 #: Rows encoded at a time (bounds the float32 temporaries of a build to ~130 MB at d = 512).
 ENCODE_CHUNK = 1 << 16
 # faiss 1.15's partial stubs lack the keyword constructors it adds at import (see vector_index.py).
@@ -183,7 +187,7 @@ def certified_search(codes: CompressedCodes, vectors: NDArray[np.float32], queri
     out_positions = np.full((nq, k), -1, np.int64)
     eps = codes.eps(queries)
     pending = np.arange(nq)
-    k_prime = min(max(first_k or 4 * k, k), max(allowed, k))
+    k_prime = min(max(first_k or max(4 * k, FIRST_RERANK), k), max(allowed, k))
     scans = reranked = 0
     while pending.size and k_prime <= max(max_rerank, k):
         approx, positions = codes.scan(queries[pending], k_prime, bitmap, threads=threads)

@@ -6,9 +6,11 @@ any time). Photos without a trusted position or time are neither silently kept n
 
 Conventions: the time window is half-open, `start <= taken_at < end` (so consecutive windows never
 count a photo twice), resolved to whole UTC seconds. Circle distances are haversine on a sphere of
-mean Earth radius; a point exactly at `radius_m` is inside. Polygons are tested in a plane of
-(unwrapped longitude, latitude), good for fences up to a few hundred km; rings crossing the
-antimeridian are unwrapped, and a ring that goes once around a pole is closed through that pole.
+mean Earth radius; a point exactly at `radius_m` is inside (`Fence.mask` compares cached unit vectors
+instead, and hands points within rounding of the boundary to haversine, so the answer is the same).
+Polygons are tested in a plane of (unwrapped longitude, latitude), good for fences up to a few hundred
+km; rings crossing the antimeridian are unwrapped, and a ring that goes once around a pole is closed
+through that pole.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from numpy.typing import NDArray
 from indexers.metadata import MetadataTable
 
 EARTH_RADIUS_M = 6_371_008.8
+#: Cosines of central angles closer than this to a circle's boundary are re-decided with haversine.
+BORDER_COSINE = 1e-12
 
 
 class FenceError(ValueError):
@@ -77,6 +81,30 @@ class Circle:
             rows = rows[np.minimum(dlon, 360.0 - dlon) <= half_width * (1 + 1e-6) + 1e-9]
         inside = np.zeros(lat.shape, dtype=bool)
         inside[rows] = haversine_m(lat[rows], lon[rows], self.lat, self.lon) <= self.radius_m
+        return inside
+
+    def contains_xyz(self, xyz: NDArray[np.float64], lat: NDArray[np.float64], lon: NDArray[np.float64]
+                     ) -> NDArray[np.bool_]:
+        """`contains`, for points given also as unit vectors `xyz` `(3, n) float64` (NaN for no position).
+
+        A point is inside iff the cosine of its central angle to the centre, x . c, is at least cos(radius / R):
+        one multiply-add per coordinate instead of haversine's trigonometry, good at the poles and across the
+        antimeridian. Rounding moves x . c by well under `BORDER_COSINE` (unit vectors and a 3-term sum in
+        float64: a few 1e-16), so points that close to the boundary are decided by haversine, as `contains` does.
+        """
+        angle = self.radius_m / EARTH_RADIUS_M
+        if angle >= np.pi:
+            return np.asarray(np.isfinite(xyz[0]))
+        lat0, lon0 = np.radians(self.lat), np.radians(self.lon)
+        cx, cy, cz = np.cos(lat0) * np.cos(lon0), np.cos(lat0) * np.sin(lon0), np.sin(lat0)
+        cosine = xyz[0] * cx
+        cosine += xyz[1] * cy
+        cosine += xyz[2] * cz
+        threshold = np.cos(angle)
+        inside = cosine >= threshold + BORDER_COSINE
+        border = np.flatnonzero(np.abs(cosine - threshold) < BORDER_COSINE)
+        if border.size:
+            inside[border] = haversine_m(lat[border], lon[border], self.lat, self.lon) <= self.radius_m
         return inside
 
 
@@ -180,20 +208,50 @@ class Fence:
     event_ids: frozenset[str] | None = None
 
     def mask(self, meta: MetadataTable) -> NDArray[np.bool_]:
-        """`(n,) bool` over the rows of `meta`. Cheap column comparisons run first over every row; the
-        area's geometry runs only on the placed rows they keep."""
-        keep = np.ones(len(meta), dtype=bool)
+        """`(n,) bool` over the rows of `meta`.
+
+        Only the rows a time window can keep are tested: one slice of a time-ordered table (`indexers.layout`;
+        the whole table otherwise) plus, if untimed photos are included, the trailing block of them. Within
+        those rows cheap column comparisons run first, then the area's geometry.
+        """
+        keep = np.zeros(len(meta), dtype=bool)
+        for lo, hi in self.row_ranges(meta):
+            keep[lo:hi] = self._mask_rows(meta, slice(lo, hi))
+        return keep
+
+    def row_ranges(self, meta: MetadataTable) -> list[tuple[int, int]]:
+        """Disjoint row ranges `[lo, hi)` of `meta` outside which no row can be inside the fence."""
+        n = len(meta)
+        if self.window is None:
+            return [(0, n)]
+        lo, hi = meta.window_rows(_epoch_s(self.window.start, "start"), _epoch_s(self.window.end, "end"))
+        if not self.include_untimed:
+            return [(lo, hi)]
+        tail = meta.untimed_tail
+        if tail is None:  # untimed rows are not in one trailing block (a table not in layout order)
+            return [(0, n)]
+        return [(lo, hi), (max(hi, tail), n)]
+
+    def _mask_rows(self, meta: MetadataTable, rows: slice) -> NDArray[np.bool_]:
         if self.window is not None:
-            timed = meta.time_trusted & meta.time_known
+            timed = meta.timed[rows]
+            taken = meta.taken_at[rows]
             start, end = _epoch_s(self.window.start, "start"), _epoch_s(self.window.end, "end")
-            in_window = timed & (meta.taken_at >= start) & (meta.taken_at < end)
-            keep &= in_window | (~timed & self.include_untimed)
+            keep = timed & (taken >= start) & (taken < end)
+            if self.include_untimed:
+                keep |= ~timed
+        else:
+            keep = np.ones(len(meta.ids[rows]), dtype=bool)
         if self.event_ids is not None:
-            keep &= meta.event_mask(self.event_ids)
+            keep &= meta.event_mask(self.event_ids, rows)
         if self.area is not None:
-            placed = meta.position_trusted
-            area_ok = ~placed if self.include_unplaced else np.zeros(len(meta), dtype=bool)
-            rows = np.flatnonzero(keep & placed)
-            area_ok[rows[self.area.contains(meta.lat[rows], meta.lon[rows])]] = True
-            keep &= area_ok
+            placed = meta.position_trusted[rows]
+            lat, lon = meta.lat[rows], meta.lon[rows]
+            if isinstance(self.area, Circle):
+                inside = self.area.contains_xyz(meta.unit_xyz[:, rows], lat, lon) & placed
+            else:
+                inside = np.zeros(len(placed), dtype=bool)
+                candidates = np.flatnonzero(keep & placed)
+                inside[candidates] = self.area.contains(lat[candidates], lon[candidates])
+            keep &= (inside | ~placed) if self.include_unplaced else inside
         return keep

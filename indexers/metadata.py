@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from indexers.layout import layout_order, morton_cells, time_bounds, untimed_tail_start, window_rows
+
 #: Stored in `taken_at` where the capture time is unknown; `time_known` is the authoritative mask.
 UNKNOWN_TIME = np.iinfo(np.int64).min
 TRUSTED_POSITION_SOURCES = frozenset({"exif", "device", "pin"})
@@ -173,20 +175,69 @@ class MetadataTable:
                             count=len(self))
         return codes, names
 
-    def event_mask(self, event_ids: frozenset[str]) -> NDArray[np.bool_]:
-        """`(n,) bool`: rows whose event_id is one of `event_ids` (rows without an event never are)."""
+    def event_mask(self, event_ids: frozenset[str], rows: slice = slice(None)) -> NDArray[np.bool_]:
+        """`(m,) bool` over `rows`: those whose event_id is one of `event_ids` (rows without an event never are)."""
         codes, names = self._event_codes
         wanted = np.fromiter((names[e] for e in event_ids if e in names), dtype=np.int32)
-        return np.isin(codes, wanted)
+        return np.isin(codes[rows], wanted)
 
     def kind_mask(self, kind: str) -> NDArray[np.bool_]:
-        """`(n,) bool`: rows of detections of `kind`."""
-        codes, names = self._kind_codes
-        return codes == names[kind] if kind in names else np.zeros(len(self), dtype=bool)
+        """`(n,) bool`, read-only: rows of detections of `kind` (computed once per kind)."""
+        masks = self._kind_masks
+        if kind not in masks:
+            codes, names = self._kind_codes
+            mask = codes == names[kind] if kind in names else np.zeros(len(self), dtype=bool)
+            mask.flags.writeable = False
+            masks[kind] = mask  # a racing thread computes the same array: either copy may win
+        return masks[kind]
+
+    @cached_property
+    def _kind_masks(self) -> dict[str, NDArray[np.bool_]]:
+        return {}
+
+    @cached_property
+    def timed(self) -> NDArray[np.bool_]:
+        """`(n,) bool`: rows whose capture time is known and trusted (the only ones a time window can keep)."""
+        return self.time_known & self.time_trusted
+
+    @cached_property
+    def time_bounds(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """`indexers.layout.time_bounds` of the rows, for `window_rows`."""
+        return time_bounds(self.taken_at, self.timed)
+
+    @cached_property
+    def untimed_tail(self) -> int | None:
+        """First row of the trailing block of rows without a trusted time; None if they are not all there."""
+        return untimed_tail_start(self.time_bounds[1], self.timed)
+
+    def window_rows(self, start_s: int, end_s: int) -> tuple[int, int]:
+        """Rows `[lo, hi)` holding every row with a trusted time in `[start_s, end_s)` (see `indexers.layout`)."""
+        return window_rows(*self.time_bounds, start_s, end_s)
+
+    @cached_property
+    def unit_xyz(self) -> NDArray[np.float64]:
+        """`(3, n) float64` unit vectors (x, y, z) of the positions on the sphere; NaN where unplaced."""
+        lat, lon = np.radians(self.lat), np.radians(self.lon)
+        xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+        xyz[:, ~self.position_trusted] = np.nan
+        xyz.flags.writeable = False
+        return xyz
+
+    def layout_order(self) -> NDArray[np.int64]:
+        """`(n,) int64` permutation of the rows into layout order (`indexers.layout`)."""
+        cells = morton_cells(self.lat, self.lon, self.position_trusted)
+        return layout_order(self.taken_at, self.timed, cells, self.ids)
+
+    def reordered(self, order: NDArray[np.int64]) -> MetadataTable:
+        """The same rows (ids unchanged) in the order `order` `(n,) int64`, a permutation of the rows."""
+        order = np.asarray(order, dtype=np.int64)
+        if len(order) != len(self) or not np.array_equal(np.sort(order), np.arange(len(self))):
+            raise MetadataError(f"order must be a permutation of the {len(self)} rows")
+        return MetadataTable(**{f.name: getattr(self, f.name)[order] for f in fields(self)})
 
     def warm(self) -> MetadataTable:
         """Compute the cached lookups now, before the table is shared between threads."""
-        _ = self._id_order, self._event_codes, self._kind_codes
+        _ = self._id_order, self._event_codes, self._kind_codes, self.time_bounds, self.untimed_tail, self.unit_xyz
         return self
 
     def rows_of(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:

@@ -1,14 +1,18 @@
 """Fenced similarity search: only detections inside the fence can ever be returned.
 
-The fence is evaluated on the metadata columns first (`Fence.mask`: cheap comparisons before geometry),
-then mapped to the index's internal positions through a lookup the index keeps for the metadata's id
-column. Which vector search answers depends on how much the fence keeps (`choose_path`):
+The fence is evaluated on the metadata columns first (`Fence.mask`: only the time window's slice of a table in
+layout order, `indexers.layout`; cheap comparisons before geometry), then mapped to the index's internal
+positions: nothing to map when the version's vectors are stored in its metadata's row order (the usual case),
+otherwise through a lookup the index keeps for the metadata's id column. Because rows are ordered by capture
+time, a fenced subset lies in one slice of the codes and vectors, which is what makes the scans below fast; a
+fence with no time locality (e.g. a whole year) is correct but scans scattered rows. Which vector search
+answers depends on how much the fence keeps (`choose_path`):
 
-- at most `exact_below` vectors, or under `exact_fraction_below` of the index: EXACT, a scan of the
-  float32 vectors of the fenced subset (recall 1.0; cheapest when the subset is small);
+- at most `exact_below` vectors, or under `exact_fraction_below` of the index: EXACT, the float32 vectors of
+  the fenced subset scored in place (recall 1.0; cheapest when the subset is small);
 - under `certified_fraction_below` of the index: CERTIFIED (`indexers.certified`), a scan of 8-bit codes
   with an exact re-rank and a proof that nothing unscanned can enter the top k (recall 1.0; a quarter of
-  the bytes of EXACT, 0.9-1.7x faster on random 1M x 512-d fences, far more on contiguous ones);
+  the bytes of EXACT, 0.9-1.7x faster on random 1M x 512-d fences, far more on the slices of the layout);
 - otherwise (no fence, or a fence keeping most of the index): APPROXIMATE, the HNSW / IVF index with
   the same selector (recall ~0.98 at efSearch 128, a fraction of a millisecond).
 
@@ -33,10 +37,10 @@ from indexers.fence import Fence
 from indexers.metadata import MetadataTable
 from indexers.vector_index import SearchPath, VectorIndex, check_vectors
 
-#: From bench/search.py at 1M x 512-d (docs/BENCHMARKS.md): at 1k fenced vectors EXACT and CERTIFIED cost the
-#: same (~5.5 ms); from 10k up CERTIFIED ran 0.9-1.7x faster across runs (its codes are a quarter of the bytes,
-#: but a scattered fence touches most memory pages either way), both with recall 1.0.
-DEFAULT_EXACT_BELOW = 5_000
+#: From bench/search.py at 1M x 512-d (docs/BENCHMARKS.md, Run 3), end to end in layout order: EXACT, which scores
+#: only the fenced rows, beat CERTIFIED at 1k fenced vectors (3.8-5.6 vs 8.4-9.4 ms) and 10k (6.5-7.1 vs 10.5-11.4
+#: ms); CERTIFIED won at 100k (15-20 vs 21-22 ms). Both have recall 1.0.
+DEFAULT_EXACT_BELOW = 20_000
 DEFAULT_EXACT_FRACTION_BELOW = 0.0
 #: Fences keeping less than this share of the index are searched CERTIFIED (exact), larger ones APPROXIMATE.
 DEFAULT_CERTIFIED_FRACTION_BELOW = 0.5
@@ -59,12 +63,13 @@ class SearchResult:
 
 def fenced_positions(index: VectorIndex, meta: MetadataTable, fence: Fence | None) -> NDArray[np.bool_]:
     """`(ntotal,) bool` over the index's internal positions: live vectors of its kind inside the fence."""
-    keep = meta.kind_mask(index.kind)
-    if fence is not None:
-        keep &= fence.mask(meta)
-    positions = index.positions_of(meta.ids)[keep]
-    allowed = np.zeros(int(index.index.ntotal), dtype=bool)
-    allowed[positions[positions >= 0]] = True
+    keep = meta.kind_mask(index.kind).copy() if fence is None else fence.mask(meta) & meta.kind_mask(index.kind)
+    if index.aligned_with(meta.ids):
+        allowed = keep  # metadata row i is position i (a version in layout order): no id mapping to do
+    else:
+        positions = index.positions_of(meta.ids)[keep]
+        allowed = np.zeros(int(index.index.ntotal), dtype=bool)
+        allowed[positions[positions >= 0]] = True
     allowed[index.tombstone_positions()] = False
     return allowed
 

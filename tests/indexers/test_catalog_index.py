@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from beam_jobs.records import DETECTION_SCHEMA
+from indexers import layout
 from indexers.catalog_index import (
     CatalogIndexError,
     NothingToIndexError,
@@ -22,7 +24,7 @@ from indexers.fence import Circle, Fence, TimeWindow
 from indexers.plates import plate_texts, search_plates
 from indexers.s3_versions import read_local, write_local
 from indexers.search import fenced_search
-from indexers.vector_index import IndexType, SearchPath
+from indexers.vector_index import IndexParams, IndexType, SearchPath
 from tests.indexers.real_catalog import (
     IDENTITIES,
     INCIDENT,
@@ -147,3 +149,50 @@ def test_a_written_version_reads_back_with_the_same_fence_columns(tmp_path: Path
                               ("lat", "lon")), column
     assert np.array_equal(_fence().mask(loaded.meta), _fence().mask(original.meta))
     assert loaded.details.equals(original.details) and loaded.run_ids == ("r1",)
+
+
+@pytest.mark.parametrize("index_type", [IndexType.FLAT, IndexType.HNSW, IndexType.IVFPQ_REFINE])
+def test_versions_keep_the_time_layout_through_updates(index_type: IndexType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows (and, but for IVF-PQ, vectors) stay in capture-time order with the untimed tail last; ids and the
+    vector of each id survive every re-sort; withdrawn photos leave; fenced search answers as brute force."""
+    monkeypatch.setattr(layout, "LAYOUT_BLOCK_ROWS", 8)  # several time blocks in a small table
+    old_names, new_names = [f"a{i}" for i in range(300)], [f"b{i}" for i in range(100)]
+    vectors = _unit(400, 16, 4)
+    by_name = dict(zip(old_names + new_names, vectors, strict=True))
+    # the new run's photos were taken *between* the old ones: appending them would break the order
+    old_photos = photo_rows(old_names, run_id="r1", untimed=frozenset({"a7", "a8"}))
+    old_photos = old_photos.set_column(old_photos.schema.get_field_index("taken_at_utc"), "taken_at_utc",
+                                       pa.array([None if n in ("a7", "a8") else T0 + timedelta(minutes=2 * i)
+                                                 for i, n in enumerate(old_names)], pa.timestamp("us", tz="UTC")))
+    new_photos = photo_rows(new_names, run_id="r2", untimed=frozenset({"b3"}))
+    new_photos = new_photos.set_column(new_photos.schema.get_field_index("taken_at_utc"), "taken_at_utc",
+                                       pa.array([None if n == "b3" else T0 + timedelta(minutes=4 * i + 1)
+                                                 for i, n in enumerate(new_names)], pa.timestamp("us", tz="UTC")))
+    base = build_kind_index("face", _detections(old_names, vectors[:300]), old_photos, run_ids=["r1"],
+                            index_type=index_type, params=IndexParams(ivf_nlist=4, pq_m=4, hnsw_m=8))
+    updated = update_kind_index(base, _detections(new_names, vectors[300:]), new_photos, new_run_ids=["r2"],
+                                withdrawn_photo_ids={"photo-a10", "photo-b20"})
+    for state in (base, updated):
+        meta = state.meta
+        timed = meta.timed
+        tail = int(np.count_nonzero(timed))
+        assert timed[:tail].all() and not timed[tail:].any() and meta.untimed_tail == tail
+        times = meta.taken_at[:tail]
+        assert all(times[i - 8:i].max() <= times[i:i + 8].min() for i in range(8, tail, 8)), "blocks in time order"
+        assert state.details.column("detection_id").to_pylist() == meta.detection_id.tolist()
+        assert state.index.aligned_with(meta.ids) == (state is base or index_type is not IndexType.IVFPQ_REFINE)
+        names = [p.removeprefix("photo-") for p in meta.photo_id.tolist()]
+        np.testing.assert_array_equal(state.index.reconstruct(meta.ids), np.stack([by_name[n] for n in names]))
+    assert {"photo-b3", "photo-a7", "photo-a8"} == set(updated.meta.photo_id[~updated.meta.timed].tolist())
+    assert not {"photo-a10", "photo-b20"} & set(updated.meta.photo_id.tolist())
+    assert len(updated.index) == len(updated.meta) == 398
+    window = TimeWindow(T0 + timedelta(minutes=30), T0 + timedelta(hours=1))
+    fence = Fence(area=Circle(*INCIDENT, 2_000.0), window=window, include_unplaced=False, include_untimed=True)
+    inside = fence.mask(updated.meta)
+    assert inside[~updated.meta.timed].all() and 0 < inside.sum() < 398
+    queries = vectors[[3, 350]]
+    truth = np.argsort(-(queries @ updated.index.reconstruct(updated.meta.ids[inside]).T), axis=1)[:, :5]
+    for path_limits in ((1_000, 0.0), (0, 1.0)):  # EXACT, then CERTIFIED
+        result = fenced_search(updated.index, updated.meta, queries, 5, fence=fence, exact_below=path_limits[0],
+                               certified_fraction_below=path_limits[1])
+        assert result.ids.tolist() == updated.meta.ids[inside][truth].tolist()

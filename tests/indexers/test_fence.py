@@ -179,3 +179,44 @@ def test_polygon_latitude_band_prefilter_never_changes_the_answer() -> None:
     for shift in (-360.0, 0.0, 360.0):
         every_row |= ring._contains_planar(lon + shift, lat)
     assert np.array_equal(ring.contains(lat, lon), every_row) and every_row.sum() > 1_000
+
+
+def _unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    phi, lmb = np.radians(lat), np.radians(lon)
+    return np.stack([np.cos(phi) * np.cos(lmb), np.cos(phi) * np.sin(lmb), np.sin(phi)])
+
+
+@pytest.mark.parametrize(("centre", "radius"), [((51.5, -0.12), 8_000.0), ((0.0, 179.9999), 5.0),
+                                                ((10.0, -179.9995), 200.0), ((89.9999, 0.0), 50.0),
+                                                ((-90.0, 0.0), 30_000.0), ((-45.0, 10.0), 12_000_000.0),
+                                                ((33.0, 44.0), 0.5)])
+def test_unit_vector_test_equals_haversine_at_the_boundary(centre: tuple[float, float], radius: float) -> None:
+    """Points a millimetre to a micrometre either side of the radius, all round, across +-180 and at the poles:
+    the cosine test decides exactly as haversine does (borderline points are handed to haversine)."""
+    lat, lon = [], []
+    for bearing in np.linspace(0.0, 360.0, 91):
+        for offset in (-1e-3, -1e-6, 0.0, 1e-6, 1e-3, -1.0, 1.0):
+            p = destination(*centre, float(bearing), radius + offset)
+            lat.append(p[0])
+            lon.append(p[1])
+    lat_a, lon_a = np.array(lat + [np.nan]), np.array(lon + [np.nan])
+    circle = Circle(*centre, radius)
+    plain = haversine_m(lat_a, lon_a, *centre) <= radius
+    assert np.array_equal(circle.contains_xyz(_unit_xyz(lat_a, lon_a), lat_a, lon_a), plain)
+    assert plain.sum() > 0 and (~plain).sum() > 1
+
+
+def test_unit_vector_test_far_from_the_boundary_needs_no_haversine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import indexers.fence as fence_module
+
+    calls: list[int] = []
+    real = fence_module.haversine_m
+
+    def counting(*args: object) -> np.ndarray:
+        calls.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fence_module, "haversine_m", counting)
+    lat, lon = np.array([0.0, 0.0, 0.0]), np.array([179.99, -179.99, 170.0])
+    assert Circle(0.0, 180.0, 5_000.0).contains_xyz(_unit_xyz(lat, lon), lat, lon).tolist() == [True, True, False]
+    assert not calls

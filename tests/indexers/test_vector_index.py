@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from indexers.vector_index import IndexParams, IndexType, VectorError, VectorIndex, choose_index_type
+from indexers.vector_index import IndexParams, IndexType, SearchPath, VectorError, VectorIndex, choose_index_type
 
 VectorFactory = Callable[..., NDArray[np.float32]]
 RecallFn = Callable[[NDArray[np.float32], NDArray[np.int64], NDArray[np.float32], NDArray[np.int64]], float]
@@ -125,3 +125,44 @@ def test_reconstruct_is_exact_and_refuses_unknown_ids(unit_vectors: VectorFactor
     np.testing.assert_array_equal(index.reconstruct(ids[[5, 0, 2_999]]), x[[5, 0, 2_999]])
     with pytest.raises(KeyError, match="not live"):
         index.reconstruct(np.array([1], dtype=np.int64))
+
+
+@pytest.mark.parametrize("index_type", list(IndexType))
+def test_reorder_moves_vectors_but_keeps_every_id_with_its_vector(index_type: IndexType,
+                                                                  unit_vectors: VectorFactory) -> None:
+    x = unit_vectors(4_000, D, seed=8)
+    ids = make_ids(4_000, seed=8)
+    index = VectorIndex.build("face", ids, x, index_type=index_type, params=SMALL)
+    queries = x[200:230]
+    index.remove(ids[:100])  # tombstones (HNSW, IVF-PQ) are compacted away by the reorder
+    before = {path: index.search(queries, 10, path=path) for path in (SearchPath.EXACT, SearchPath.CERTIFIED)}
+    order = np.random.default_rng(9).permutation(np.arange(100, 4_000))
+    moved = index.reorder(ids[order])
+    assert moved == (index_type is not IndexType.IVFPQ_REFINE)
+    assert index.aligned_with(ids[order]) == moved and len(index.tombstones) == 0
+    np.testing.assert_array_equal(index.reconstruct(ids[order[:20]]), x[order[:20]])
+    if moved:
+        assert np.array_equal(index.labels(), ids[order])
+        np.testing.assert_array_equal(index.flat_vectors()[:20], x[order[:20]])
+    for path, (scores, found) in before.items():
+        after_scores, after = index.search(queries, 10, path=path)
+        assert after[:, 0].tolist() == ids[200:230].tolist()
+        assert [set(row) for row in after.tolist()] == [set(row) for row in found.tolist()]
+        np.testing.assert_allclose(after_scores, scores, atol=1e-5)
+    with pytest.raises(VectorError, match="exactly once"):
+        index.reorder(ids[order[:10]])
+
+
+def test_exact_gather_path_equals_brute_force_with_ties(unit_vectors: VectorFactory) -> None:
+    x = unit_vectors(3_000, D, seed=10)
+    x[1_000:1_010] = x[5]  # exact ties: broken by position, deterministically
+    ids = make_ids(3_000, seed=10)
+    index = VectorIndex.build("face", ids, x, index_type=IndexType.FLAT)
+    allowed = ids[::3]
+    scores, found = index.search(x[[5, 7, 11]], 12, allowed_ids=allowed, path=SearchPath.EXACT)
+    sub = x[::3]
+    expected = np.argsort(-(x[[5, 7, 11]] @ sub.T), axis=1, kind="stable")[:, :12]
+    np.testing.assert_allclose(scores, np.take_along_axis(x[[5, 7, 11]] @ sub.T, expected, axis=1), atol=1e-6)
+    assert set(found[0].tolist()) == set(allowed[expected[0]].tolist())
+    _, few = index.search(x[:2], 5, allowed_ids=ids[:3], path=SearchPath.EXACT)
+    assert few[:, 3:].tolist() == [[-1, -1], [-1, -1]] and set(few[0, :3].tolist()) == set(ids[:3].tolist())
