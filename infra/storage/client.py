@@ -2,15 +2,62 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import certifi
 import urllib3
 from minio import Minio
 from minio.commonconfig import ENABLED
+from minio.credentials import Credentials
 from minio.error import S3Error
+from minio.helpers import DictType, ObjectWriteResult, genheaders
 from minio.objectlockconfig import DAYS, ObjectLockConfig
 from minio.versioningconfig import VersioningConfig
 
 from infra.storage.config import S3Settings
+from infra.storage.integrity import PAYLOAD_SHA256
+
+
+class PrehashedMinio(Minio):
+    """A `Minio` client that signs a request with the payload SHA-256 its caller already took, if it gave one.
+
+    Over plain HTTP, minio-py hashes every request body for SigV4's `x-amz-content-sha256`; for a photo that is a
+    second SHA-256 of bytes whose SHA-256 we already have (it names the object). A caller that passes the header
+    (`put_object(metadata={"x-amz-content-sha256": hex})`) is taken at its word, and the request is signed exactly
+    as minio-py would have signed it: same header, same value. A wrong value is refused by a server that checks
+    it (MinIO, AWS: `XAmzContentSHA256Mismatch`), and the body is covered anyway by `x-amz-checksum-sha256`.
+    Over HTTPS minio-py sends `UNSIGNED-PAYLOAD` and an MD5 instead; that path is left as it is.
+
+    It also sends conditional PUTs (`put_object_if_absent`), which `put_object` cannot. Both rest on private
+    methods (`_build_headers`, `_put_object`): minio is pinned in pyproject.toml and
+    tests/infra/storage/test_client.py fails if an upgrade changes what they rely on.
+    """
+
+    def put_object_if_absent(
+        self, bucket_name: str, object_name: str, data: bytes, *, content_type: str, metadata: DictType
+    ) -> ObjectWriteResult:
+        """One PUT that the server carries out only if the key has no current version (`If-None-Match: *`);
+        otherwise it stores nothing and answers S3Error `PreconditionFailed` (412)."""
+        headers = genheaders(metadata, None, None, None, False)
+        headers["Content-Type"] = content_type
+        headers["If-None-Match"] = "*"
+        return self._put_object(bucket_name, object_name, data, headers)
+
+    def _build_headers(
+        self,
+        host: str,
+        headers: DictType | None = None,
+        body: bytes | None = None,
+        creds: Credentials | None = None,
+    ) -> tuple[DictType, datetime]:
+        given = (headers or {}).get(PAYLOAD_SHA256)
+        if not isinstance(given, str) or body is None or self._base_url.is_https:
+            return super()._build_headers(host, headers, body, creds)
+        # Without a body minio-py hashes b"" (no cost) and adds no Content-Length; both are put right here.
+        built, date = super()._build_headers(host, headers, None, creds)
+        built["Content-Length"] = str(len(body))
+        built[PAYLOAD_SHA256] = given
+        return built, date
 
 
 def build_client(settings: S3Settings) -> Minio:
@@ -28,7 +75,7 @@ def build_client(settings: S3Settings) -> Minio:
         cert_reqs="CERT_REQUIRED",
         ca_certs=certifi.where(),
     )
-    return Minio(
+    return PrehashedMinio(
         settings.endpoint,
         access_key=settings.access_key,
         secret_key=settings.secret_key.get_secret_value(),

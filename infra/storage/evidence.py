@@ -14,8 +14,17 @@ from typing import IO, Any
 from minio import Minio
 from minio.error import S3Error
 
+from infra.storage.client import PrehashedMinio
 from infra.storage.integrity import IntegrityError, Verification, server_checksum, verify_stored
-from infra.storage.objects import SHA256_META, StoredObject, is_missing, put_verified, read_bytes, store_bytes
+from infra.storage.objects import (
+    SHA256_META,
+    AlreadyStored,
+    StoredObject,
+    is_missing,
+    put_verified,
+    read_bytes,
+    store_bytes,
+)
 
 log = logging.getLogger(__name__)
 _HEX = frozenset("0123456789abcdef")
@@ -68,9 +77,20 @@ def store_original(
     """Store `stream` (exactly `size` bytes hashing to `sha256`) once, and prove it is stored intact.
 
     If the key exists, its stored bytes are proven instead of uploading again; a mismatch there means the existing
-    copy is damaged, and we add a fresh version (the damaged one stays, locked, for forensics).
+    copy is damaged, and we add a fresh version (the damaged one stays, locked, for forensics). With our client
+    the PUT itself asks "only if absent", so a new photo (the usual case) costs one request instead of a HEAD and
+    a PUT; another client looks first.
     """
     key = original_key(sha256)
+    if isinstance(client, PrehashedMinio):
+        try:
+            version_id = put_verified(
+                client, bucket, key, stream, size=size, sha256=sha256, content_type=content_type,
+                verification=verification, if_absent=True,
+            )
+            return StoredObject(bucket, key, version_id, sha256, size, created=True)
+        except AlreadyStored:
+            stream.seek(0)
     found = _existing(client, bucket, key)
     if found is not None:
         try:

@@ -4,7 +4,8 @@ Two ways to prove a write, chosen once per process by `choose_verification`:
 
 * `SERVER_CHECKSUM`: every PUT carries `x-amz-checksum-sha256`, the SHA-256 we took of the bytes as they arrived.
   The server hashes the body it receives and refuses it (`BadDigest` on SeaweedFS and AWS,
-  `XAmzContentChecksumMismatch` on MinIO) before anything is stored; a HEAD of the written version then shows its
+  `XAmzContentChecksumMismatch` on MinIO) before anything is stored, and its success reply names the checksum it
+  checked (S3 echoes `x-amz-checksum-sha256`). Where a reply carries none, a HEAD of the written version shows its
   size and the checksum the server recorded. Only used after a probe has seen this server refuse a wrong checksum.
 * `READ_BACK`: read the whole object back and re-hash it, for servers that do not check (or record) the checksum.
 """
@@ -12,10 +13,12 @@ Two ways to prove a write, chosen once per process by `choose_verification`:
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import io
 import logging
 import uuid
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import IO
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 CHECKSUM_HEADER = "x-amz-checksum-sha256"
+PAYLOAD_SHA256 = "x-amz-content-sha256"  # SigV4's payload hash (hex); see client.PrehashedMinio
 CHECKSUM_MODE: DictType = {"x-amz-checksum-mode": "ENABLED"}  # HEAD/GET return the stored checksum only when asked
 # What S3 servers answer when a body does not hash to the checksum (or Content-MD5 / signed SHA-256) it was sent with.
 REFUSED_DIGEST_CODES = frozenset(
@@ -76,6 +80,15 @@ def checksum_headers(sha256_hex: str) -> DictType:
     return {CHECKSUM_HEADER: checksum_value(sha256_hex)}
 
 
+def checksum_in_reply(headers: Mapping[str, str]) -> str | None:
+    """The SHA-256 (hex) a PUT's success reply says the server checked the body against, or None if it names none."""
+    echoed = headers.get(CHECKSUM_HEADER)
+    try:
+        return base64.b64decode(echoed, validate=True).hex() if echoed else None
+    except binascii.Error:
+        return None
+
+
 def refused_digest(error: S3Error) -> bool:
     return error.code in REFUSED_DIGEST_CODES
 
@@ -113,13 +126,20 @@ def verify_written(
     size: int,
     version_id: str | None,
     verification: Verification,
+    acknowledged_sha256: str | None = None,
 ) -> None:
     """Prove the version just written holds `size` bytes hashing to `sha256`; raises IntegrityError if not.
 
-    With SERVER_CHECKSUM the server has already hashed the body against our checksum (it refuses a mismatch), so a
-    HEAD suffices: the version exists, has our size and carries our checksum. If the server kept no checksum for
-    it, we cannot lean on the server and read the object back instead.
+    With SERVER_CHECKSUM the server has already hashed the body against our checksum and refused a mismatch before
+    storing anything. Its success reply naming our checksum (`acknowledged_sha256`, from `checksum_in_reply`) is
+    then the proof: a HEAD would only ask the same server to say it again. Without that, a HEAD shows the version
+    exists, has our size and carries our checksum; if the server kept no checksum for it, we cannot lean on the
+    server and read the object back instead.
     """
+    if verification is Verification.SERVER_CHECKSUM and acknowledged_sha256 is not None:
+        if acknowledged_sha256 != sha256:
+            raise IntegrityError(bucket, key, sha256, f"{acknowledged_sha256} (the server's reply to the PUT)")
+        return
     if verification is Verification.SERVER_CHECKSUM:
         recorded, stored_size, stored_version = server_checksum(client, bucket, key, version_id)
         if recorded is not None:
