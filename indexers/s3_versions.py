@@ -37,6 +37,7 @@ from minio.error import S3Error
 
 from indexers.catalog_index import KindIndex
 from indexers.storage_format import MANIFEST, CorruptVersionError, load_version, save_version
+from infra.faults import CrashPoint, crash_point
 from infra.storage.evidence import SHA256_META, read_json, store_json
 from infra.storage.integrity import sha256_of_stream, verify_stored
 
@@ -173,6 +174,7 @@ def point_to(client: Minio, bucket: str, kind: str, version: str, release_sha256
 def publish_version(client: Minio, bucket: str, path: Path, *, expect_previous: str | None) -> Pointer:
     """Upload a local version and then, last, point `CURRENT.json` at it."""
     kind, version, digest = upload_version(client, bucket, path)
+    crash_point(CrashPoint.INDEX_RELEASED_NOT_POINTED)
     return point_to(client, bucket, kind, version, digest, expect_previous=expect_previous)
 
 

@@ -10,6 +10,7 @@ from minio.error import S3Error
 from sqlalchemy.orm import Session, sessionmaker
 from urllib3.exceptions import HTTPError
 
+from infra.faults import CrashPoint, crash_point
 from infra.storage.config import BucketNames
 from infra.storage.evidence import StoredObject, manifest_key, store_json, store_original
 from infra.storage.integrity import IntegrityError, Verification
@@ -98,6 +99,7 @@ class IngestService:
                 "client_filename": filename,
             },
         )
+        crash_point(CrashPoint.INGEST_MANIFEST_STORED)
         upload = Upload(
             submission_id=submission_id,
             sha256=body.sha256,
