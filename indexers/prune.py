@@ -6,7 +6,9 @@
 A version older than the one `CURRENT.json` names is deleted (every object version under its prefix) when its
 `details.parquet` holds a row of an erased or withdrawn submission, or a gone photo id, or when it is incomplete
 (no `release.json`, which is uploaded last, or no readable details: an upload that died; no pointer can name it
-any more). Versions without erased rows stay, for rollback. Never deleted: the version the pointer names, and
+any more), or when it was released but never served (the pointer's remembered history, `Pointer.served`, moved
+past it without naming it: its publisher died before the pointer write, or lost the race for it). Versions that
+were served and hold no erased rows stay, for rollback. Never deleted: the version the pointer names, and
 versions newer than it (maybe being published right now; a later prune takes them once the pointer has moved
 past). Noncurrent object versions under any version prefix are deleted too: readers only read the latest, each
 checked against `release.json`.
@@ -41,6 +43,7 @@ from indexers.s3_versions import (
     INDEX_ROOT,
     POINTER_NAME,
     RELEASE_FILE,
+    Pointer,
     prune_cache,
     read_pointer,
     version_prefix,
@@ -83,6 +86,14 @@ def holds_gone_rows(details: pa.Table, gone_submission_ids: Collection[str], gon
     return any_in("submission_id", gone_submission_ids) or any_in("photo_id", gone_photo_ids)
 
 
+def never_served(version: str, pointer: Pointer) -> bool:
+    """Whether `version` (older than the pointer's) was provably never served: it falls inside the pointer's
+    remembered history but is not in it. A publisher that died between `release.json` and the pointer leaves
+    such a version, and so does one whose pointer move was refused (`PointerMovedError`): no pointer can name
+    it later, since publishers only move the pointer forward from the version they started from."""
+    return pointer.served is not None and version >= pointer.served[0] and version not in pointer.served
+
+
 def _objects_by_version(client: Minio, bucket: str, kind: str) -> dict[str, list[_Object]]:
     root = f"{INDEX_ROOT}/{kind}/"
     versions: dict[str, list[_Object]] = {}
@@ -122,7 +133,8 @@ def prune_versions(client: Minio, bucket: str, kind: str, *, gone_submission_ids
     for version, objects in sorted(_objects_by_version(client, bucket, kind).items()):
         # details.parquet is uploaded first, release.json last: a builder killed in between leaves details only.
         released = any(o.latest and o.key == version_prefix(kind, version) + RELEASE_FILE for o in objects)
-        details = _details(client, bucket, kind, version) if released else None
+        orphan = version < pointer.version and never_served(version, pointer)  # no rollback target
+        details = _details(client, bucket, kind, version) if released and not orphan else None
         gone = details is None or holds_gone_rows(details, gone_submission_ids, gone_photo_ids)
         if version > pointer.version:  # names sort by publication time (`new_version_name`)
             newer += [version] if gone else []

@@ -52,12 +52,20 @@ class PointerMovedError(RuntimeError):
     """Another publisher moved the pointer since this build started from it."""
 
 
+#: How many of the versions a pointer has named it remembers (`Pointer.served`): enough to cover every rollback
+#: candidate, small enough that the pointer, read by every server on each refresh, stays a few kB.
+SERVED_HISTORY = 100
+
+
 @dataclass(frozen=True)
 class Pointer:
     kind: str
     version: str
     release_sha256: str
     published_at: str
+    # The versions this pointer has named, oldest first, ending with `version` (at most SERVED_HISTORY). None for
+    # a pointer written before the history was kept: then nothing is known about which versions were served.
+    served: tuple[str, ...] | None = None
 
 
 def version_prefix(kind: str, version: str) -> str:
@@ -155,7 +163,9 @@ def read_pointer(client: Minio, bucket: str, kind: str) -> Pointer | None:
         if error.code in _MISSING:
             return None
         raise
-    return Pointer(kind, str(doc["version"]), str(doc["release_sha256"]), str(doc["published_at"]))
+    served = doc.get("served")
+    return Pointer(kind, str(doc["version"]), str(doc["release_sha256"]), str(doc["published_at"]),
+                   tuple(str(v) for v in served) if isinstance(served, list) else None)
 
 
 def point_to(client: Minio, bucket: str, kind: str, version: str, release_sha256: str, *,
@@ -165,9 +175,11 @@ def point_to(client: Minio, bucket: str, kind: str, version: str, release_sha256
     if (current.version if current else None) != expect_previous:
         raise PointerMovedError(f"{kind}: pointer is at {current.version if current else None}, build started "
                                 f"from {expect_previous}; rebuild from the new version")
-    pointer = Pointer(kind, version, release_sha256, datetime.now(UTC).isoformat())
+    earlier = (current.served or (current.version,)) if current else ()
+    served = (*earlier, version)[-SERVED_HISTORY:]
+    pointer = Pointer(kind, version, release_sha256, datetime.now(UTC).isoformat(), served)
     store_json(client, bucket, pointer_key(kind), {"version": version, "release_sha256": release_sha256,
-                                                   "published_at": pointer.published_at})
+                                                   "published_at": pointer.published_at, "served": list(served)})
     return pointer
 
 

@@ -17,10 +17,12 @@ from minio.versioningconfig import VersioningConfig
 
 from indexers.catalog_index import KindIndex, build_kind_index
 from indexers.fence import Circle, Fence, TimeWindow
-from indexers.prune import STALE_STAGING_S, holds_gone_rows, prune_local, prune_versions
+from indexers.prune import STALE_STAGING_S, holds_gone_rows, never_served, prune_local, prune_versions
 from indexers.s3_versions import (
     DETAILS_FILE,
     INDEX_ROOT,
+    SERVED_HISTORY,
+    Pointer,
     new_version_name,
     point_to,
     read_pointer,
@@ -140,3 +142,37 @@ def test_prune_local_keeps_the_served_copy_and_fresh_staging(tmp_path: Path) -> 
     os.utime(kind / ".fetch-v3-fresh", (now, now))
     assert sorted(prune_local(tmp_path, "face", keep={"v2"}, now=now)) == [".fetch-v2-dead", "v1"]
     assert sorted(p.name for p in kind.iterdir()) == [".fetch-v3-fresh", "v2"]
+
+
+def test_never_served_reads_the_pointer_history() -> None:
+    served = ("v02", "v03", "v05")
+    pointer = Pointer("face", "v05", "0" * 64, "now", served)
+    assert never_served("v04", pointer), "inside the history, never named: an orphan"
+    assert not never_served("v03", pointer), "served once: a rollback target"
+    assert not never_served("v01", pointer), "older than the remembered history: unknown, kept"
+    assert not never_served("v04", Pointer("face", "v05", "0" * 64, "now")), "a pointer without history: unknown"
+
+
+def test_the_pointer_remembers_what_it_named_and_pruning_drops_versions_it_skipped(
+    s3_client: Minio, bucket: str, tmp_path: Path
+) -> None:
+    first = _publish(s3_client, bucket, tmp_path, 1, ["a", "b"])
+    skipped, _ = _upload(s3_client, bucket, tmp_path, 2, ["a", "b", "c"])  # released, the pointer never moves to it
+    second = _publish(s3_client, bucket, tmp_path, 3, ["a", "b", "c", "d"])
+    pointer = read_pointer(s3_client, bucket, "face")
+    assert pointer is not None and pointer.served == (first, second)
+
+    outcome = prune_versions(s3_client, bucket, "face", gone_submission_ids=())
+    assert outcome.deleted_versions == (skipped,)
+    left = {name.split("/")[2] for name, _, _ in _objects(s3_client, bucket) if name.count("/") > 2}
+    assert left == {first, second}
+
+
+def test_the_pointer_history_is_bounded(s3_client: Minio, bucket: str) -> None:
+    for n in range(SERVED_HISTORY + 3):
+        current = read_pointer(s3_client, bucket, "face")
+        point_to(s3_client, bucket, "face", f"v{n:04d}", "0" * 64, expect_previous=current.version if current else None)
+    pointer = read_pointer(s3_client, bucket, "face")
+    assert pointer is not None and pointer.served is not None
+    assert len(pointer.served) == SERVED_HISTORY and pointer.served[-1] == f"v{SERVED_HISTORY + 2:04d}"
+    assert pointer.served[0] == "v0003"

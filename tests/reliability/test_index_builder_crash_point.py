@@ -74,7 +74,8 @@ def test_a_builder_killed_between_release_and_pointer_leaves_the_old_version_ser
     pruned = prune_versions(s3_client, bucket, "face", gone_submission_ids=())
     assert pruned.current == pointer.version and pointer.version not in pruned.deleted_versions
     left = set(version_files(s3_client, bucket))
-    assert {v1, pointer.version} <= left, "the served version and the rollback version stay"
+    assert left == {v1, pointer.version}, "the served version and the rollback version stay, the orphan goes"
+    assert pruned.deleted_versions == (v2,)
     assert fresh.refresh() == {"face": pointer.version}
     print(f"\nkilled after {v2}/{RELEASE_FILE} with the pointer at {v1}; the re-run published {pointer.version}; "
           f"prune deleted {pruned.deleted_versions}, left {sorted(left)}")
@@ -88,8 +89,6 @@ def die_before_pointing(*args: object, **kwargs: object) -> None:
     raise PublisherDied
 
 
-@pytest.mark.xfail(strict=True, reason="prune keeps a released, never-served version as a rollback candidate "
-                                       "(indexers/prune.py; see docs/RELIABILITY.md, crash points)")
 def test_prune_clears_a_version_released_but_never_pointed_to(
     s3_client: Minio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
