@@ -7,8 +7,9 @@ originals + manifests, one copy per measured path, then measures
          decode, EXIF (+ capture time, place), hash (SHA-256 + pHash), thumbnail, S3 writes (thumbnail, crops),
          each model family (detect + embed, batch 1, plates inside the vehicles found first) and crop encoding;
   job:   `run_extract` with the same families on DirectRunner in process, DirectRunner multi_processing x2, and
-         the Dask cluster with 1 and 2 single-threaded workers (started beforehand, as a standing cluster is;
-         model loading on the workers counts). Stage times inside the job come from sampling the threads that
+         the Dask cluster with 1 and 2 single-threaded workers (started beforehand and the job's modules
+         imported on workers and scheduler, as on a standing cluster; model loading and each worker's first
+         time-zone / place-name lookups count). Stage times inside the job come from sampling the threads that
          run bundles every 10 ms (in process; Dask workers sample themselves the same way, `Client.profile`),
          or from the job's own Beam metrics where the bundles run in subprocesses (multi_processing).
 The loop runs first and again after every job path; each job is compared with the mean of the loop runs on either
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import resource
 import statistics
@@ -73,7 +75,8 @@ RUNS: dict[str, tuple[str, list[str], int]] = {  # name -> runner, flags, Dask w
 }
 ONE_PROCESS_PER_CORE = {"multi_processing_x2", "dask_2"}  # where --model-threads applies (2 cores here)
 MODEL_FILES = {"models/faces.py": "model.faces", "models/objects.py": "model.objects",
-               "models/plates.py": "model.plates", "models/plate_geometry.py": "model.plates"}
+               "models/plates.py": "model.plates", "models/plate_geometry.py": "model.plates",
+               "models/plate_ranking.py": "model.plates"}
 STAGE_FUNCTIONS = {"read_bytes": "read", "parse_manifest": "read", "decode_image": "decode", "read_exif": "exif",
                    "resolve_capture_time": "exif", "place_name": "exif", "sha256_hex": "hash", "phash_hex": "hash",
                    "make_thumbnail": "thumbnail", "store_bytes": "s3 write", "crop_jpeg": "crops",
@@ -234,7 +237,11 @@ def job(settings: ExtractSettings, families: list[str], name: str, tmp: Path) ->
     cluster = dask_cluster.start(data_dir, port=dask_cluster.free_port(), workers=workers, nthreads=1)
     try:
         with Client(cluster.address, timeout=10) as client:
-            client.run(import_job_modules)  # a standing cluster has done this long before; its first job has not
+            # A standing cluster has imported the job's modules long before (the scheduler too: it unpickles the
+            # graph); its first job has not.
+            client.run(import_job_modules)
+            client.run_on_scheduler(import_job_modules)
+            code = set(client.run(job_code).values())
             cpu = cpu_seconds_here() + cluster_cpu_seconds(client)
             npartitions = 8 * workers  # several tasks per worker: the last one does not leave the other idle long
             started = time.time()
@@ -243,7 +250,7 @@ def job(settings: ExtractSettings, families: list[str], name: str, tmp: Path) ->
             cpu = cpu_seconds_here() + cluster_cpu_seconds(client) - cpu
             time.sleep(1.5)  # workers keep the profile of the current 1 s cycle to themselves until it ends
             tree = client.profile(start=started, stop=time.time())
-        return described(summary, stage_seconds(tree), cpu=cpu, npartitions=npartitions)
+        return described(summary, stage_seconds(tree), cpu=cpu, npartitions=npartitions, job_code=sorted(code))
     finally:
         dask_cluster.stop(data_dir)
 
@@ -251,6 +258,11 @@ def job(settings: ExtractSettings, families: list[str], name: str, tmp: Path) ->
 def import_job_modules() -> None:
     for module in JOB_MODULES:
         importlib.import_module(module)
+
+
+def job_code() -> str:
+    """Where this process imports the job from (the "before" rows run a copy of the committed code)."""
+    return str(Path(importlib.import_module("beam_jobs").__file__ or "").parent)
 
 
 def cpu_seconds_here() -> float:
@@ -343,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     files = photo_files(args.count)
     results: dict[str, Any] = {"machine": platform.platform(), "count": args.count, "models": families,
+                               "job_code": job_code(), "load_average": {"start": list(os.getloadavg())},
                                "model_threads": args.model_threads,
                                "files": [str(path.relative_to(SHARED)) for path in files]}
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
@@ -377,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             s3server.stop(Path(tmp) / "s3")
     if "loop" in results:
         console.print(report(results, args.count))
+    results["load_average"]["end"] = list(os.getloadavg())
     args.out.write_text(json.dumps(results, indent=2, default=str))
     console.print(f"results in {args.out}")
     return 0

@@ -140,7 +140,9 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         if upright.mode == "P":
             # Straight P -> RGB warns about palette transparency; going through RGBA does not.
             upright = upright.convert("RGBA")
-        rgb = upright.convert("RGB")
+        # exif_transpose hands back a new image (a copy when there is nothing to turn); converting an RGB one
+        # again would copy every pixel once more (20-80 MB for a phone photo). `image` itself is closed below.
+        rgb = upright if upright.mode == "RGB" and upright is not image else upright.convert("RGB")
     except _DECODER_ERRORS as exc:
         raise UnreadableImage("corrupt", f"pixels unconvertible: {type(exc).__name__}: {exc}") from exc
     finally:

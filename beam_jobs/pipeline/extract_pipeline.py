@@ -1,15 +1,16 @@
 """`build_pipeline`: the extraction job's graph, independent of the runner.
 
     manifest keys -> ExtractPhotos (read, decode once: facts + thumbnail + detections, write derived)
-                  -> photos / dead letters (/ detections) -> Parquet parts per table -> Flatten -> "Done"
+                  -> (table, row) for photos, dead letters and detections -> Parquet parts -> "Done"
 
-Everything ends in ONE last transform that depends on every sink: Beam 2.77's DaskRunner computes only
-the last transform's lineage, so a sink on a side branch would silently never run there.
+One chain, no side branches: Beam 2.77's DaskRunner computes only the last transform's lineage, so a sink
+on a side branch would silently never run there. The three tables share one GroupByKey (`WriteParts`):
+on Dask each GroupByKey is a task shuffle of about partitions² tasks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,8 @@ import apache_beam as beam
 
 from beam_jobs.pipeline.catalog import run_prefix
 from beam_jobs.pipeline.sinks import DEAD_LETTERS, DETECTIONS, PHOTOS, PartInfo, WriteParts
-from beam_jobs.pipeline.transforms import Extracted, ExtractPhotos, only
-from beam_jobs.records import DeadLetter, Detection, PhotoRecord
+from beam_jobs.pipeline.transforms import Extracted, ExtractPhotos
+from beam_jobs.records import DeadLetter
 from infra.storage.config import S3Settings
 
 
@@ -38,12 +39,16 @@ class JobConfig:
     model_threads: int | None = None
 
 
-def record_of(extracted: Extracted) -> PhotoRecord:
-    return extracted.record
-
-
-def detections_of(element: object) -> tuple[Detection, ...]:
-    return element.detections if isinstance(element, Extracted) else ()
+def table_rows(element: Extracted | DeadLetter) -> Iterator[tuple[str, object]]:
+    """(table name, record) for each row an `ExtractPhotos` output becomes: photo + detections, or dead letter."""
+    if isinstance(element, Extracted):
+        yield PHOTOS.name, element.record
+        for detection in element.detections:
+            yield DETECTIONS.name, detection
+    elif isinstance(element, DeadLetter):
+        yield DEAD_LETTERS.name, element
+    else:  # a new ExtractPhotos output type must be given a table, not dropped
+        raise TypeError(f"ExtractPhotos emitted a {type(element).__name__}, which has no table")
 
 
 def part_key_of(part: PartInfo) -> str:
@@ -52,8 +57,7 @@ def part_key_of(part: PartInfo) -> str:
 
 def build_pipeline(pipeline: beam.Pipeline, manifest_keys: Sequence[str], config: JobConfig) -> beam.PCollection:
     """Add the job to `pipeline`; returns the PCollection of written part keys (the last transform)."""
-    prefix = run_prefix(config.run_id)
-    results = (
+    written: beam.PCollection = (
         pipeline
         | "Manifests" >> beam.Create(sorted(manifest_keys))
         | "ExtractPhotos" >> ExtractPhotos(
@@ -61,18 +65,8 @@ def build_pipeline(pipeline: beam.Pipeline, manifest_keys: Sequence[str], config
             thumbnail_max_side=config.thumbnail_max_side, extracted_by=config.extracted_by,
             families=config.families, models_dir=str(config.models_dir), crop_max_side=config.crop_max_side,
             model_threads=config.model_threads)
+        | "TableRows" >> beam.FlatMap(table_rows)
+        | "WriteParts" >> WriteParts(s3=config.s3, run_prefix=run_prefix(config.run_id), num_shards=config.num_shards)
+        | "Done" >> beam.Map(part_key_of)
     )
-    photos = results | "OnlyPhotos" >> beam.FlatMap(only(Extracted)) | "Records" >> beam.Map(record_of)
-    dead = results | "OnlyDeadLetters" >> beam.FlatMap(only(DeadLetter))
-    parts = [
-        photos | "WritePhotos" >> WriteParts(s3=config.s3, spec=PHOTOS, run_prefix=prefix,
-                                             num_shards=config.num_shards),
-        dead | "WriteDeadLetters" >> WriteParts(s3=config.s3, spec=DEAD_LETTERS, run_prefix=prefix,
-                                                num_shards=config.num_shards),
-    ]
-    if config.families:
-        detections = results | "Detections" >> beam.FlatMap(detections_of)
-        parts.append(detections | "WriteDetections" >> WriteParts(
-            s3=config.s3, spec=DETECTIONS, run_prefix=prefix, num_shards=config.num_shards))
-    written: beam.PCollection = tuple(parts) | "AllParts" >> beam.Flatten() | "Done" >> beam.Map(part_key_of)
     return written

@@ -1,9 +1,13 @@
-"""Parquet part writers: records -> `<run prefix>/<table>-SSSSS.parquet` in the catalog bucket.
+"""Parquet part writers: (table, record) pairs -> `<run prefix>/<table>-SSSSS.parquet` in the catalog bucket.
 
-Records are keyed by a stable hash of their id into at most `num_shards` shards, grouped (GroupByKey),
-sorted by id, written with pyarrow to bytes and put through the minio client, then verified. Our own step
-rather than WriteToParquet: Beam's file sinks finish empty on the DaskRunner, and writing through S3 keeps
-cluster runners free of local paths. Same inputs give byte-identical parts on every runner.
+Records are keyed by their table and a stable hash of their id into at most `num_shards` shards, grouped
+(ONE GroupByKey for every table), sorted by id, written with pyarrow to bytes and put through the minio
+client, then verified. Our own step rather than WriteToParquet: Beam's file sinks finish empty on the
+DaskRunner, and writing through S3 keeps cluster runners free of local paths. Same inputs give
+byte-identical parts on every runner.
+
+Why one GroupByKey for all tables: the DaskRunner turns each into a task shuffle of about partitions²
+tasks; three of them were 900 of the 1,057 tasks of a 16-partition run (docs/BENCHMARKS.md, Extraction).
 """
 
 from __future__ import annotations
@@ -73,41 +77,53 @@ class TableSpec:
 PHOTOS = TableSpec("photos", photo_id, photos_table)
 DEAD_LETTERS = TableSpec("dead_letters", dead_letter_id, dead_letters_table)
 DETECTIONS = TableSpec("detections", detection_id, detections_table)
+TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (PHOTOS, DEAD_LETTERS, DETECTIONS)}
+
+PartId = tuple[str, int]  # (table name, shard)
+
+
+def part_id_of(table: str, record: Any, num_shards: int) -> PartId:
+    """The part a record of `table` goes to; raises KeyError naming an unknown table."""
+    return table, shard_of(TABLES[table].record_id(record), num_shards)
 
 
 class WritePart(beam.DoFn):
-    """(shard, records) -> one verified Parquet part -> `PartInfo`."""
+    """((table, shard), records) -> one verified Parquet part -> `PartInfo`."""
 
-    def __init__(self, s3: S3Settings, spec: TableSpec, run_prefix: str) -> None:
+    def __init__(self, s3: S3Settings, run_prefix: str) -> None:
         super().__init__()
-        self.s3, self.spec, self.run_prefix = s3, spec, run_prefix
+        self.s3, self.run_prefix = s3, run_prefix
         self.client: Any = None
 
     def setup(self) -> None:
         self.client = build_client(self.s3)
 
-    def process(self, element: tuple[int, Iterable[Any]]) -> Iterator[PartInfo]:
-        shard, records = element
-        ordered = sorted(records, key=self.spec.record_id)
-        key = part_key(self.run_prefix, self.spec.name, shard)
+    def process(self, element: tuple[PartId, Iterable[Any]]) -> Iterator[PartInfo]:
+        (table, shard), records = element
+        spec = TABLES[table]
+        ordered = sorted(records, key=spec.record_id)
+        key = part_key(self.run_prefix, spec.name, shard)
         digest = store_bytes(
-            self.client, self.s3.buckets.catalog, key, parquet_bytes(self.spec.to_table(ordered)), PARQUET_TYPE
+            self.client, self.s3.buckets.catalog, key, parquet_bytes(spec.to_table(ordered)), PARQUET_TYPE
         ).sha256
-        yield PartInfo(self.spec.name, key, len(ordered), digest)
+        yield PartInfo(spec.name, key, len(ordered), digest)
 
 
 class WriteParts(beam.PTransform):
-    """Records of one table -> Parquet parts under `run_prefix`; outputs one `PartInfo` per part written."""
+    """(table name, record) pairs -> Parquet parts under `run_prefix`; one `PartInfo` per part written.
 
-    def __init__(self, *, s3: S3Settings, spec: TableSpec, run_prefix: str, num_shards: int) -> None:
+    A table with no records gets no part.
+    """
+
+    def __init__(self, *, s3: S3Settings, run_prefix: str, num_shards: int) -> None:
         super().__init__()
-        self.s3, self.spec, self.run_prefix, self.num_shards = s3, spec, run_prefix, num_shards
+        self.s3, self.run_prefix, self.num_shards = s3, run_prefix, num_shards
 
-    def expand(self, records: Any) -> Any:
-        spec, num_shards = self.spec, self.num_shards
+    def expand(self, table_records: Any) -> Any:
+        num_shards = self.num_shards
         return (
-            records
-            | "Shard" >> beam.Map(lambda record: (shard_of(spec.record_id(record), num_shards), record))
+            table_records
+            | "Shard" >> beam.MapTuple(lambda table, record: (part_id_of(table, record, num_shards), record))
             | "Group" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(WritePart(self.s3, spec, self.run_prefix))
+            | "Write" >> beam.ParDo(WritePart(self.s3, self.run_prefix))
         )

@@ -5,9 +5,9 @@ families' `detect_photo` on the same decoded pixels) -> WriteDerived (thumbnail 
 EXIF-free) -> `Extracted` (photo record + its detections).
 
 A model family raising on a photo costs that family's detections, not the photo (a `model_failed` dead letter).
-Every DoFn has ONE output whose elements are either the next stage's value or a `DeadLetter`;
-`only(cls)` splits them. Not tagged outputs: Beam 2.77's DaskRunner hands every consumer of a
-multi-output ParDo all of its outputs, tags ignored (measured; see infra/RUNNERS.md).
+Every DoFn has ONE output whose elements are either the next stage's value or a `DeadLetter`
+(`extract_pipeline.table_rows` sends each to its table). Not tagged outputs: Beam 2.77's DaskRunner hands
+every consumer of a multi-output ParDo all of its outputs, tags ignored (measured; see infra/RUNNERS.md).
 S3 clients are built in `setup()` from the plain `S3Settings` passed to the constructor.
 """
 
@@ -16,10 +16,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -44,8 +44,6 @@ from beam_jobs.records import MODEL_FAILED, DeadLetter, Detection, PhotoFacts, P
 from infra.storage.client import build_client
 from infra.storage.config import S3Settings
 from infra.storage.objects import is_missing, read_bytes, store_bytes
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +91,6 @@ def model_failed(failure: ModelFailure, pending: PendingPhoto, sha256: str, *, r
     return DeadLetter(object_key=pending.object_key, sha256=sha256, reason=MODEL_FAILED,
                       detail=f"{failure.family} {failure.version}: {failure.error} (manifest {pending.manifest_key})",
                       run_id=run_id)
-
-
-def only(kind: type[T]) -> Callable[[object], Iterator[T]]:
-    """A FlatMap function keeping the elements of one type (the split of a single-output DoFn)."""
-
-    def keep(element: object) -> Iterator[T]:
-        if isinstance(element, kind):
-            yield element
-
-    keep.__name__ = f"only_{kind.__name__}"
-    return keep
 
 
 def check_original(pending: PendingPhoto, data: bytes) -> str | None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 
 import pyarrow.parquet as pq
+import pytest
 
-from beam_jobs.pipeline.sinks import parquet_bytes, part_key, shard_of
+from beam_jobs.pipeline.sinks import parquet_bytes, part_id_of, part_key, shard_of
 from beam_jobs.records import DEAD_LETTER_SCHEMA, DeadLetter, dead_letters_table
 
 
@@ -27,3 +28,10 @@ def test_parquet_bytes_round_trip() -> None:
     table = pq.read_table(io.BytesIO(parquet_bytes(dead_letters_table(rows))))
     assert table.schema.equals(DEAD_LETTER_SCHEMA)
     assert table.to_pylist() == [rows[0].to_row()]
+
+
+def test_part_id_shards_each_table_by_its_own_record_id() -> None:
+    letter = DeadLetter(object_key="k", sha256=None, reason="truncated", detail="cut", run_id="r1")
+    assert part_id_of("dead_letters", letter, 4) == ("dead_letters", shard_of("k\x00truncated\x00cut", 4))
+    with pytest.raises(KeyError, match="thumbnails"):
+        part_id_of("thumbnails", letter, 4)

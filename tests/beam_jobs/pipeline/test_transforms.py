@@ -19,8 +19,9 @@ from beam_jobs.extraction.decode import DecodedImage, decode_image
 from beam_jobs.models import registry
 from beam_jobs.models.faces import FaceFamily
 from beam_jobs.pipeline.detect import detect_photo, load_families
+from beam_jobs.pipeline.extract_pipeline import table_rows
 from beam_jobs.pipeline.manifests import PendingPhoto
-from beam_jobs.pipeline.transforms import Analysed, AnalysePhoto, Evidence, check_original, only
+from beam_jobs.pipeline.transforms import Analysed, AnalysePhoto, Evidence, check_original
 from beam_jobs.records import MODEL_FAILED, DeadLetter
 
 from .poisoned_family import POISONED_FACES, poison_jpeg
@@ -162,15 +163,15 @@ def test_model_threads_cap_opencv_in_the_worker_that_loads_the_models() -> None:
         cv2.setNumThreads(before)
 
 
-def test_only_splits_a_single_output() -> None:
-    letter = DeadLetter(object_key="k", sha256=None, reason="r", detail="d", run_id=RUN)
-    with test_pipeline.TestPipeline(options=_options()) as pipeline:
-        mixed = pipeline | beam.Create([letter, "not a letter", letter])
-        assert_that(mixed | beam.FlatMap(only(DeadLetter)), equal_to([letter, letter]))
-
-
 @pytest.mark.parametrize(("data", "ok"), [(b"abc", True), (b"abd", False)])
 def test_check_original_compares_with_the_manifest(data: bytes, ok: bool) -> None:
     sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc")
     problem = check_original(_pending("x", sha), data)
     assert (problem is None) is ok
+
+
+def test_table_rows_send_each_output_to_its_table() -> None:
+    letter = DeadLetter(object_key="k", sha256=None, reason="r", detail="d", run_id=RUN)
+    assert list(table_rows(letter)) == [("dead_letters", letter)]
+    with pytest.raises(TypeError, match="str"):
+        list(table_rows("not an output"))  # type: ignore[arg-type]
