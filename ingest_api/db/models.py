@@ -41,6 +41,22 @@ class Submission(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` a witness's device sent with its first upload, bound to the submission that upload
+    opened and to the SHA-256 of the photo it carried, so a retry reaches the same submission.
+
+    Only the key's hash is kept; the key is as secret as the submission token, which is derived from it.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    key_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id"), index=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))  # the body's SHA-256: a reuse with other bytes is refused
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Upload(Base):
     """A file acknowledged to a witness: it points at the verified original and its manifest."""
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ingest_api.db.models import Event, Position, Submission, Upload
+from ingest_api.db.models import Event, IdempotencyKey, Position, Submission, Upload
+
+# Attempts at opening a submission for an idempotency key before giving up: each lost race means another request
+# committed that key meanwhile, so the next read finds it; three losses in a row would mean the database is broken.
+_KEY_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,73 @@ def create_submission(*, session: Session, event_id: str) -> NewSubmission:
     return NewSubmission(submission, token)
 
 
+@dataclass(frozen=True)
+class KeyedSubmission:
+    submission: Submission
+    token: str  # derived again from the key on every retry: the key's holder gets the token back
+    request_sha256: str  # the SHA-256 of the body the key was first used with
+    opened: bool  # this call opened the submission (False: a retry found it)
+
+
+def submission_token_for_key(*, idempotency_key: str, submission_id: str) -> str:
+    """The token of the submission that `idempotency_key` opened: HMAC-SHA256 keyed by the idempotency key, so
+    only the key's holder can compute it again, and the database keeps neither (only both hashes)."""
+    digest = hmac.new(idempotency_key.encode(), f"witness-submission-token:{submission_id}".encode(), "sha256")
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def open_submission_for_key(
+    *, session: Session, event_id: str, idempotency_key: str, request_sha256: str, now: datetime, ttl: timedelta
+) -> KeyedSubmission:
+    """The submission `idempotency_key` opened in `event_id` within `ttl`, or a new one bound to the key.
+
+    The submission and the key row are committed in one transaction, and the key is the primary key, so two
+    requests racing with the same new key cannot both open one: the loser's commit fails and it reads the winner's.
+    An expired key row is rebound only if it is still the row that was read (compare-and-set on `created_at`).
+    The caller compares `request_sha256` with its body's: a key reused for other bytes must be refused.
+    """
+    key_sha256 = hash_token(idempotency_key)
+    for _ in range(_KEY_ATTEMPTS):
+        row = session.get(IdempotencyKey, (event_id, key_sha256))
+        if row is not None and _as_utc(row.created_at) > now - ttl:
+            submission = session.get(Submission, row.submission_id)
+            assert submission is not None  # a foreign key; submissions are never deleted
+            token = submission_token_for_key(idempotency_key=idempotency_key, submission_id=submission.id)
+            return KeyedSubmission(submission, token, row.request_sha256, opened=False)
+        submission_id = str(uuid.uuid4())
+        token = submission_token_for_key(idempotency_key=idempotency_key, submission_id=submission_id)
+        submission = Submission(id=submission_id, event_id=event_id, token_sha256=hash_token(token), created_at=now)
+        try:
+            session.add(submission)
+            session.flush()  # before the key row: the unit of work orders inserts by relationships, and there is none
+            if row is None:
+                session.add(IdempotencyKey(event_id=event_id, key_sha256=key_sha256, submission_id=submission_id,
+                                           request_sha256=request_sha256, created_at=now))
+                session.flush()
+            else:
+                rebound = session.execute(
+                    update(IdempotencyKey)
+                    .where(IdempotencyKey.event_id == event_id, IdempotencyKey.key_sha256 == key_sha256,
+                           IdempotencyKey.created_at == row.created_at)
+                    .values(submission_id=submission_id, request_sha256=request_sha256, created_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if rebound.rowcount != 1:  # type: ignore[attr-defined]
+                    session.rollback()
+                    continue
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            continue
+        return KeyedSubmission(submission, token, request_sha256, opened=True)
+    raise RuntimeError(f"could not bind an idempotency key in event {event_id!r} after {_KEY_ATTEMPTS} attempts")
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes even for timezone-aware columns; we only ever store UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def submission_for_token(*, session: Session, token: str) -> Submission | None:
     return submission_for_token_hash(session=session, token_sha256=hash_token(token))
 
@@ -101,14 +175,18 @@ def other_live_references(*, session: Session, sha256: str, submission_id: str) 
 
 
 def record_upload(*, session: Session, upload: Upload) -> Upload:
-    """Insert an upload; the same bytes in the same submission give back the existing row."""
-    existing = session.scalars(
-        select(Upload).where(Upload.submission_id == upload.submission_id, Upload.sha256 == upload.sha256)
-    ).one_or_none()
+    """Insert an upload; the same bytes in the same submission give back the existing row, also when another
+    request (a retry racing its first attempt) inserts them between the read and the insert."""
+    query = select(Upload).where(Upload.submission_id == upload.submission_id, Upload.sha256 == upload.sha256)
+    existing = session.scalars(query).one_or_none()
     if existing is not None:
         return existing
     session.add(upload)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return session.scalars(query).one()
     return upload
 
 

@@ -16,6 +16,17 @@ from ingest_api.services.spool import spool_body
 
 router = APIRouter(prefix="/v1", tags=["witness uploads"])
 
+IDEMPOTENCY_KEY_HELP = (
+    "One fresh random key per photo (e.g. a UUID from `crypto.randomUUID()`), sent again, unchanged, with every "
+    "retry of that photo (IETF draft *The Idempotency-Key HTTP Header Field*; a quoted string is accepted too). "
+    "On an upload without `X-Submission-Token`, the first request with the key opens the submission and every "
+    "retry within 24 hours gets the receipt for that same submission, with its `submission_token` again: keep the "
+    "key as secret as the token (the token is derived from it: it is only as hard to guess as the key). "
+    "The same key with a different photo is refused with 422 "
+    "(`idempotency_key_reused`). 16 to 255 printable ASCII characters, no spaces. Ignored with "
+    "`X-Submission-Token` (such an upload is idempotent already: the same bytes answer `duplicate: true`)."
+)
+
 
 class ReceiptOut(BaseModel):
     submission_id: str
@@ -40,7 +51,9 @@ class ReceiptOut(BaseModel):
     description=(
         "Send the image bytes as the request body (JPEG, PNG, HEIC/HEIF or WebP). The receipt is returned only "
         "after the photo is stored and its SHA-256 verified. The first upload opens a submission and returns its "
-        "`submission_token`; send it as `X-Submission-Token` to add more photos to the same submission."
+        "`submission_token`; send it as `X-Submission-Token` to add more photos to the same submission. Send an "
+        "`Idempotency-Key` with that first upload, so that retrying it after a lost answer does not open a second "
+        "submission (without it, each retry opens another submission and the photo is processed once per copy)."
     ),
     openapi_extra={
         "requestBody": {"required": True, "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}
@@ -52,6 +65,9 @@ async def upload_photo(
     service: IngestServiceDep,
     settings: SettingsDep,
     x_submission_token: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=16, max_length=255, pattern="^[!-~]+$", description=IDEMPOTENCY_KEY_HELP)
+    ] = None,
 ) -> ReceiptOut:
     # Read from the request rather than declared: Content-Length is HTTP framing that uvicorn has validated.
     declared = request.headers.get("content-length", "")
@@ -65,8 +81,18 @@ async def upload_photo(
     )
     try:
         receipt = await run_in_threadpool(
-            service.accept_photo, event_id=event_id, submission_token=x_submission_token, body=body
+            service.accept_photo,
+            event_id=event_id,
+            submission_token=x_submission_token,
+            body=body,
+            idempotency_key=None if idempotency_key is None else unquoted(idempotency_key),
         )
     finally:
         body.close()
     return ReceiptOut.model_validate(receipt, from_attributes=True)
+
+
+def unquoted(key: str) -> str:
+    """The key of an `Idempotency-Key` value: the draft sends it as a structured-field string (`"..."`), Stripe
+    and most clients bare; both name the same key."""
+    return key[1:-1] if len(key) >= 2 and key[0] == key[-1] == '"' else key

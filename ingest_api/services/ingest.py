@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from minio import Minio
 from minio.error import S3Error
@@ -40,7 +40,7 @@ class Receipt:
     height: int
     received_at: datetime
     duplicate: bool
-    submission_token: str | None  # only when this upload opened a new submission
+    submission_token: str | None  # only when this upload opened a new submission, or its Idempotency-Key did
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class IngestService:
     api_version: str
     # How writes are proven; the app asks the server once at start-up (`choose_verification`).
     verification: Verification = Verification.READ_BACK
+    # How long a tokenless upload's Idempotency-Key leads back to its submission: a phone retries within minutes
+    # or hours; a day later the same key opens a new submission (Stripe keeps keys 24 h too).
+    idempotency_ttl: timedelta = timedelta(hours=24)
 
     def accept_photo(
         self,
@@ -62,24 +65,29 @@ class IngestService:
         caption: str | None = None,
         filename: str | None = None,
         submission_token_sha256: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Receipt:
         """Store one photo. The submission is named by its token, or by the token's hash (resumable uploads
-        keep only the hash on disk); with neither, a new submission is opened and its token returned once.
+        keep only the hash on disk); with neither, a new submission is opened and its token returned.
 
-        Database sessions are short and never span an S3 call: a connection held across the store would cap the
-        number of uploads in flight at the size of the connection pool.
+        A tokenless upload carrying an `idempotency_key` opens its submission once per key (per event, within
+        `idempotency_ttl`): a retry with the key gets the receipt of the same submission and its token again, since
+        the key is a secret only the witness's device holds, as the token is. The same key with other bytes is
+        refused (422). With a token the key is not needed and ignored: that upload is idempotent already.
+
+        The submission (and its key) is committed before anything is written to S3, so a manifest always names a
+        submission the retry can find. Database sessions are short and never span an S3 call: a connection held
+        across the store would cap the number of uploads in flight at the size of the connection pool.
         """
         if submission_token is not None:
             submission_token_sha256 = repository.hash_token(submission_token)
         submission_id = self._open_submission_id(event_id, submission_token_sha256)
         image = sniff_image(body.file, max_pixels=self.max_pixels)
-        received_at = datetime.now(UTC)
-        stored = self._store(body, image.media_type)
         new_token = None
         if submission_id is None:
-            with self.sessions() as session:
-                created = repository.create_submission(session=session, event_id=event_id)
-            submission_id, new_token = created.submission.id, created.token
+            submission_id, new_token = self._new_submission(event_id, idempotency_key, body.sha256)
+        received_at = datetime.now(UTC)
+        stored = self._store(body, image.media_type)
         manifest = manifest_key(event_id=event_id, submission_id=submission_id, sha256=body.sha256)
         self._write_manifest(
             manifest,
@@ -134,7 +142,7 @@ class IngestService:
 
     def _open_submission_id(self, event_id: str, token_sha256: str | None) -> str | None:
         """Check the event accepts uploads and the token names one of its live submissions; its id, or None
-        when there is no token (a new submission is opened once the photo is stored)."""
+        when there is no token (a submission is opened once the photo is sniffed, before it is stored)."""
         with self.sessions() as session:
             event = repository.get_event(session=session, event_id=event_id)
             if event is None:
@@ -149,6 +157,27 @@ class IngestService:
             if submission.withdrawn_at is not None:
                 raise RejectedUpload("withdrawn", "this submission was withdrawn by the witness", 410)
             return submission.id
+
+    def _new_submission(self, event_id: str, idempotency_key: str | None, sha256: str) -> tuple[str, str]:
+        """(id, token) of a new submission, or of the one `idempotency_key` opened for these bytes before."""
+        with self.sessions() as session:
+            if idempotency_key is None:
+                created = repository.create_submission(session=session, event_id=event_id)
+                return created.submission.id, created.token
+            keyed = repository.open_submission_for_key(
+                session=session, event_id=event_id, idempotency_key=idempotency_key, request_sha256=sha256,
+                now=datetime.now(UTC), ttl=self.idempotency_ttl,
+            )
+        if keyed.request_sha256 != sha256:
+            raise RejectedUpload(
+                "idempotency_key_reused",
+                f"this Idempotency-Key was already used for a different photo (not SHA-256 {sha256}); "
+                "send a new key with each new photo and the same key only when retrying that photo",
+                422,
+            )
+        if keyed.submission.withdrawn_at is not None:
+            raise RejectedUpload("withdrawn", "this submission was withdrawn by the witness", 410)
+        return keyed.submission.id, keyed.token
 
     def _store(self, body: SpooledBody, media_type: str) -> StoredObject:
         body.file.seek(0)

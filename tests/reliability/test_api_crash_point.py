@@ -12,6 +12,7 @@ still be there. What the extraction job then sees is what `list_manifest_keys` l
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -63,8 +64,10 @@ def manifest_versions(client: Minio, bucket: str, key: str) -> list[dict[str, ob
     return documents
 
 
-def post_photo(base_url: str, event_id: str, data: bytes, token: str | None = None) -> httpx.Response:
-    headers = {"Content-Type": "image/jpeg"} | ({"X-Submission-Token": token} if token else {})
+def post_photo(base_url: str, event_id: str, data: bytes, token: str | None = None,
+               idempotency_key: str | None = None) -> httpx.Response:
+    headers = ({"Content-Type": "image/jpeg"} | ({"X-Submission-Token": token} if token else {})
+               | ({"Idempotency-Key": idempotency_key} if idempotency_key else {}))
     return httpx.post(f"{base_url}/v1/events/{event_id}/photos", content=data, headers=headers, timeout=60)
 
 
@@ -114,27 +117,39 @@ def test_a_tus_upload_killed_before_its_receipt_is_stored_once_after_the_resume(
 def test_a_plain_upload_killed_before_its_receipt_is_stored_once_after_the_retry(
     settings_and_event: tuple[ApiSettings, str], s3_client: Minio, shared_data: Path, tmp_path: Path
 ) -> None:
-    """A first upload without a token: the retry cannot name the submission the killed attempt opened."""
+    """A first upload without a token, sent with an `Idempotency-Key`: the retry carries the same key, so it reaches
+    the submission the killed attempt opened (bound to the key before anything was stored) and gets its token."""
     settings, event_id = settings_and_event
     bucket, log = settings.s3.buckets.evidence, tmp_path / "api.log"
-    data = with_nonce((shared_data / PHOTO).read_bytes(), f"plain-{tmp_path.name}")
+    photo = (shared_data / PHOTO).read_bytes()
+    data, keyless = with_nonce(photo, f"plain-{tmp_path.name}"), with_nonce(photo, f"keyless-{tmp_path.name}")
+    key = str(uuid.uuid4())
     with api_process(settings, event_id, log, CRASH) as crashing:
         with pytest.raises(httpx.TransportError):
-            post_photo(crashing.api.base_url, event_id, data)
+            post_photo(crashing.api.base_url, event_id, data, idempotency_key=key)
         assert crashing.process.wait(timeout=30) < 0
     [unacknowledged] = manifests_of(s3_client, bucket, event_id, data)
 
     with api_process(settings, event_id, log) as running:
-        retried = post_photo(running.api.base_url, event_id, data)
+        retried = post_photo(running.api.base_url, event_id, data, idempotency_key=key)
+        token = retried.json().get("submission_token", "")  # the token of the submission the killed attempt opened
+        mine = httpx.get(f"{running.api.base_url}/v1/receipts/{token}", timeout=30)
+        # A client without the header, whose first answer is lost (no crash needed): its retry is a new upload.
+        keyless_answers = [post_photo(running.api.base_url, event_id, keyless) for _ in range(2)]
     assert retried.status_code == 201, retried.text
     receipt = retried.json()
-    assert receipt["duplicate"] is False and receipt["submission_token"]
-    assert assert_stored_once(s3_client, bucket, data, receipt) == 1
+    assert receipt["duplicate"] is False and receipt["submission_token"], "no receipt had been given before the kill"
+    assert assert_stored_once(s3_client, bucket, data, receipt) == 2
     served = manifest_key(event_id=event_id, submission_id=receipt["submission_id"], sha256=receipt["sha256"])
-    seen = manifests_of(s3_client, bucket, event_id, data)
-    print(f"\nplain POST: killed after the manifest {unacknowledged}; the retry opened a new submission; "
-          f"the extraction job lists {len(seen)} manifests of the photo")
-    assert served in seen
-    if seen != [served]:
-        pytest.xfail(f"the extraction job sees the photo {len(seen)} times: the killed attempt's manifest "
-                     f"{unacknowledged} names a submission no witness holds (docs/RELIABILITY.md, crash points)")
+    assert manifests_of(s3_client, bucket, event_id, data) == [served] == [unacknowledged]
+    assert mine.status_code == 200, mine.text
+    assert (mine.json()["submission_id"], [file["sha256"] for file in mine.json()["files"]]) == (
+        receipt["submission_id"], [receipt["sha256"]]), "the witness can read (and withdraw) the one copy"
+
+    # Without the key each POST opens its own submission: the photo is listed (and processed) once per POST, and
+    # the witness holds only the last token. This is the documented cost of not sending the header.
+    assert [answer.status_code for answer in keyless_answers] == [201, 201]
+    keyless_submissions = {answer.json()["submission_id"] for answer in keyless_answers}
+    assert len(keyless_submissions) == 2 and len(manifests_of(s3_client, bucket, event_id, keyless)) == 2
+    print(f"\nplain POST with Idempotency-Key: killed after the manifest {unacknowledged}; the retry was acknowledged "
+          f"under the same submission; one manifest key. Without the key: {len(keyless_submissions)} submissions.")
