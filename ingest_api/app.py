@@ -81,6 +81,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             max_pixels=settings.max_pixels,
             api_version=api_version,
             idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s),
+            limits=settings.limits,
             # Lean on the server's SHA-256 check on write only if this server is seen to refuse a wrong checksum.
             verification=choose_verification(client, settings.s3.buckets.derived),
         )

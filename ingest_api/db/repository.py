@@ -164,6 +164,12 @@ def submission_totals(*, session: Session, submission_id: str) -> tuple[int, int
     return int(files), int(size)
 
 
+def holds_upload(*, session: Session, submission_id: str, sha256: str) -> bool:
+    """Whether these bytes were already acknowledged in this submission (a retry, answered `duplicate: true`)."""
+    query = select(Upload.id).where(Upload.submission_id == submission_id, Upload.sha256 == sha256)
+    return session.scalars(query).first() is not None
+
+
 def other_live_references(*, session: Session, sha256: str, submission_id: str) -> int:
     """How many uploads outside `submission_id` still reference these bytes (shared originals stay)."""
     count = session.scalar(

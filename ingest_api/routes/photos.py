@@ -5,16 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from ingest_api.deps import IngestServiceDep, SettingsDep
+from ingest_api.db.repository import hash_token
+from ingest_api.deps import IngestServiceDep, SettingsDep, get_guard, limit_ip
 from ingest_api.routes.errors import error_responses
 from ingest_api.services.sniff import RejectedUpload
 from ingest_api.services.spool import spool_body
 
-router = APIRouter(prefix="/v1", tags=["witness uploads"])
+# The same abuse limits as the resumable path: requests per address, requests per submission token, request bodies
+# in flight server-wide, and each submission's budget of files and bytes (checked by the service).
+router = APIRouter(prefix="/v1", tags=["witness uploads"], dependencies=[Depends(limit_ip)])
 
 IDEMPOTENCY_KEY_HELP = (
     "One fresh random key per photo (e.g. a UUID from `crypto.randomUUID()`), sent again, unchanged, with every "
@@ -76,9 +79,13 @@ async def upload_photo(
         raise RejectedUpload(
             "too_large", f"the upload ({content_length} bytes) exceeds the limit of {settings.max_upload_bytes}", 413
         )
-    body = await spool_body(
-        request.stream(), max_bytes=settings.max_upload_bytes, memory_bytes=settings.spool_memory_bytes
-    )
+    guard = get_guard(request)
+    if x_submission_token is not None:
+        guard.hit_token(hash_token(x_submission_token))
+    with guard.transfer():
+        body = await spool_body(
+            request.stream(), max_bytes=settings.max_upload_bytes, memory_bytes=settings.spool_memory_bytes
+        )
     try:
         receipt = await run_in_threadpool(
             service.accept_photo,

@@ -16,8 +16,10 @@ from infra.storage.evidence import StoredObject, manifest_key, store_json, store
 from infra.storage.integrity import IntegrityError, Verification
 from ingest_api.db import repository
 from ingest_api.db.models import Upload
+from ingest_api.services.limits import check_submission_budget
 from ingest_api.services.sniff import RejectedUpload, sniff_image
 from ingest_api.services.spool import SpooledBody
+from ingest_api.settings import AbuseLimits
 
 
 class StorageUnavailable(Exception):
@@ -55,6 +57,8 @@ class IngestService:
     # How long a tokenless upload's Idempotency-Key leads back to its submission: a phone retries within minutes
     # or hours; a day later the same key opens a new submission (Stripe keeps keys 24 h too).
     idempotency_ttl: timedelta = timedelta(hours=24)
+    # Per-submission budgets (files, bytes); None leaves them unchecked (the resumable path checks its own).
+    limits: AbuseLimits | None = None
 
     def accept_photo(
         self,
@@ -81,7 +85,7 @@ class IngestService:
         """
         if submission_token is not None:
             submission_token_sha256 = repository.hash_token(submission_token)
-        submission_id = self._open_submission_id(event_id, submission_token_sha256)
+        submission_id = self._open_submission_id(event_id, submission_token_sha256, body)
         image = sniff_image(body.file, max_pixels=self.max_pixels)
         new_token = None
         if submission_id is None:
@@ -140,7 +144,7 @@ class IngestService:
             submission_token=new_token,
         )
 
-    def _open_submission_id(self, event_id: str, token_sha256: str | None) -> str | None:
+    def _open_submission_id(self, event_id: str, token_sha256: str | None, body: SpooledBody) -> str | None:
         """Check the event accepts uploads and the token names one of its live submissions; its id, or None
         when there is no token (a submission is opened once the photo is sniffed, before it is stored)."""
         with self.sessions() as session:
@@ -156,6 +160,11 @@ class IngestService:
                 raise RejectedUpload("bad_token", "the submission token is not valid for this event", 401)
             if submission.withdrawn_at is not None:
                 raise RejectedUpload("withdrawn", "this submission was withdrawn by the witness", 410)
+            if self.limits is not None and not repository.holds_upload(
+                session=session, submission_id=submission.id, sha256=body.sha256
+            ):
+                files, size = repository.submission_totals(session=session, submission_id=submission.id)
+                check_submission_budget(self.limits, files=files + 1, size=size + body.size)
             return submission.id
 
     def _new_submission(self, event_id: str, idempotency_key: str | None, sha256: str) -> tuple[str, str]:

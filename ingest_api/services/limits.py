@@ -51,3 +51,15 @@ class AbuseGuard:
             yield
         finally:
             self._transfers -= 1
+
+
+def check_submission_budget(limits: AbuseLimits, *, files: int, size: int) -> None:
+    """Refuse a submission that would hold more than its budget of `files` or `size` bytes (413)."""
+    if files > limits.max_files_per_submission:
+        raise RejectedUpload(
+            "too_many_files", f"a submission holds at most {limits.max_files_per_submission} files", 413
+        )
+    if size > limits.max_bytes_per_submission:
+        raise RejectedUpload(
+            "submission_too_large", f"a submission holds at most {limits.max_bytes_per_submission} bytes", 413
+        )

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from ingest_api.db import repository
 from ingest_api.services.ingest import IngestService, StorageUnavailable
-from ingest_api.services.limits import AbuseGuard
+from ingest_api.services.limits import AbuseGuard, check_submission_budget
 from ingest_api.services.metrics import UploadMetrics
 from ingest_api.services.resumable_store import ResumableStore, UnknownUpload, UploadState
 from ingest_api.services.sniff import RejectedUpload
@@ -115,14 +115,8 @@ class ResumableUploads:
                 f"{limits.max_open_uploads_per_submission}); finish or cancel some first",
                 429,
             )
-        if files + len(open_uploads) + 1 > limits.max_files_per_submission:
-            raise RejectedUpload(
-                "too_many_files", f"a submission holds at most {limits.max_files_per_submission} files", 413
-            )
-        if size + sum(s.length for s in open_uploads) + length > limits.max_bytes_per_submission:
-            raise RejectedUpload(
-                "submission_too_large", f"a submission holds at most {limits.max_bytes_per_submission} bytes", 413
-            )
+        check_submission_budget(limits, files=files + len(open_uploads) + 1,
+                                size=size + sum(s.length for s in open_uploads) + length)
 
     def status(self, upload_id: str, now: datetime | None = None) -> UploadState:
         state = self.store.get(upload_id)

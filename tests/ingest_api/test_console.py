@@ -184,7 +184,8 @@ def test_investigator_creates_an_event_and_searches_on_desktop(browser: Browser,
     page.wait_for_function("document.getElementById('event-qr').complete && "
                            "document.getElementById('event-qr').naturalWidth > 0")
     assert "/e/" in page.inner_text("#event-link")
-    assert "Bridge appeal" in page.inner_text("#cases")
+    # The case list reloads after the event is created, on its own request: wait for it rather than race it.
+    page.wait_for_function("document.getElementById('cases').innerText.includes('Bridge appeal')")
     page.screenshot(path=str(ARTIFACTS / "console-desktop-event.png"), full_page=True)
 
     _search_tab_for_the_incident(page, WARRANT)

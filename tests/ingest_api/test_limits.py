@@ -90,6 +90,7 @@ def test_requests_per_address_are_limited(tight_api: RunningApi) -> None:
     assert 404 in statuses and statuses[-1] == 429
     response = httpx.post(f"{tight_api.base_url}/v1/events/{tight_api.event_id}/submissions")
     _refused(response, 429, "rate_limited")
+    _refused(_post_photo(tight_api, b"\xff\xd8 not even a photo"), 429, "rate_limited")
 
 
 def test_metrics_need_the_scraper_token_when_one_is_set(tight_api: RunningApi) -> None:
@@ -106,3 +107,43 @@ def test_metrics_count_bytes_files_and_failures(tight_api: RunningApi) -> None:
     assert "witness_upload_bytes_received_total" in text and "witness_upload_files_accepted_total" in text
     assert 'witness_upload_failures_total{reason="too_large"}' in text
     assert "witness_upload_ingest_seconds_count" in text
+
+
+
+def _post_photo(api: RunningApi, data: bytes, token: str | None = None) -> httpx.Response:
+    headers = {"Content-Type": "image/jpeg", **({"X-Submission-Token": token} if token else {})}
+    return httpx.post(f"{api.base_url}/v1/events/{api.event_id}/photos", content=data, headers=headers, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def budget_api(s3_settings: S3Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
+    """Tight per-submission limits, generous per-address ones (the tests above spend this address's budget)."""
+    settings = api_settings(s3_settings, tmp_path_factory.mktemp("budget-api"), max_upload_bytes=400_000,
+                            limits={**LIMITS, "per_ip": "1000/minute"})
+    with running_api(settings, create_test_event(settings)) as api:
+        yield api
+
+
+def test_the_plain_photo_post_keeps_the_submission_budget_and_counts_against_the_token(
+    budget_api: RunningApi, shared_data: Path
+) -> None:
+    """The one-request upload is held to the same limits as the resumable one (it used to bypass them all)."""
+    token = open_submission(budget_api)["submission_token"]
+    photo = (shared_data / "exif/gaia_nikon_p6000_DSCN0010.jpg").read_bytes()
+    variants = [photo[:-3] + bytes([photo[-3] ^ n]) + photo[-2:] for n in (1, 2, 3)]  # other bytes, same JPEG
+    assert _post_photo(budget_api, photo, token).status_code == 201
+    again = _post_photo(budget_api, photo, token)
+    assert again.status_code == 201 and again.json()["duplicate"] is True, "a retry is not refused by the budget"
+    assert [_post_photo(budget_api, v, token).status_code for v in variants[:2]] == [201, 201]
+    _refused(_post_photo(budget_api, variants[2], token), 413, "too_many_files")
+    # Every request with the token counts: 5 so far, 8 per minute in all.
+    statuses = [_post_photo(budget_api, photo, token).status_code for _ in range(4)]
+    assert statuses == [201, 201, 201, 429], statuses
+
+
+def test_the_plain_photo_post_respects_the_byte_budget(budget_api: RunningApi, shared_data: Path) -> None:
+    token = open_submission(budget_api)["submission_token"]
+    photo = (shared_data / "exif/gaia_nikon_p6000_DSCN0010.jpg").read_bytes()  # 162 KB; the budget is 500 KB
+    padded = [photo + b"\0" * (10_000 + n) for n in (1, 2, 3)]  # 172 KB each: the third passes 500 KB
+    assert [_post_photo(budget_api, p, token).status_code for p in padded[:2]] == [201, 201]
+    _refused(_post_photo(budget_api, padded[2], token), 413, "submission_too_large")
