@@ -5,10 +5,14 @@
     extract/runs/<run_id>/_SUCCESS.json      parts (key, rows, sha256) and the manifests the run processed
 
 A run is committed by writing `_SUCCESS.json`, then state.json. Readers follow state.json only, so a run
-that crashed before its commit is ignored and the next run redoes its manifests. One launcher at a time
-updates state.json (no lock: concurrent launches would each commit; `read_committed` keeps one row per id).
-Erasure (`beam_jobs.pipeline.erasure`) replaces a committed run by a redacted copy with `replace_run`: one
-state.json write swaps the new id into the old one's place, `processed` untouched.
+that crashed before its commit is ignored and the next run redoes its manifests. Erasure
+(`beam_jobs.pipeline.erasure`) replaces a committed run by a redacted copy with `replace_run`: one state.json
+write swaps the new id into the old one's place, `processed` untouched.
+
+Every state.json write is a compare-and-swap (`infra.storage.conditional.update_json`): read it with its ETag,
+apply a pure change (`with_run`, `with_run_replaced`), write it back with `If-Match`; if another writer got in
+between, re-read and re-apply. So concurrent launches' commits and an erasure's swap all land, in some order; two
+launches started together may both extract the same manifests, and `read_committed` keeps one row per id.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +32,7 @@ from minio.error import S3Error
 
 from beam_jobs.pipeline.sinks import PartInfo
 from beam_jobs.records import DEAD_LETTER_SCHEMA, DETECTION_SCHEMA, MODEL_FAILED, PHOTO_SCHEMA
+from infra.storage.conditional import DEFAULT_RETRY, Document, RetryPolicy, update_json
 from infra.storage.evidence import read_json, store_json
 from infra.storage.objects import is_missing, read_bytes
 
@@ -57,6 +62,17 @@ def run_prefix(run_id: str) -> str:
     return f"{RUNS_PREFIX}{run_id}/"
 
 
+def state_from_document(document: Document | None) -> CatalogState:
+    """state.json's contents as a CatalogState (None: no state.json yet, nothing committed)."""
+    if document is None:
+        return CatalogState()
+    return CatalogState(tuple(document["runs"]), frozenset(document["processed"]))
+
+
+def state_document(state: CatalogState) -> Document:
+    return {"runs": list(state.runs), "processed": sorted(state.processed)}
+
+
 def load_state(client: Minio, bucket: str) -> CatalogState:
     try:
         doc = read_json(client, bucket, STATE_KEY)
@@ -64,7 +80,35 @@ def load_state(client: Minio, bucket: str) -> CatalogState:
         if is_missing(error):
             return CatalogState()
         raise
-    return CatalogState(tuple(doc["runs"]), frozenset(doc["processed"]))
+    return state_from_document(doc)
+
+
+def with_run(state: CatalogState, run_id: str, manifests: Iterable[str]) -> CatalogState:
+    """`state` with `run_id` committed last and its manifests processed; unchanged if it is already committed."""
+    if run_id in state.runs:
+        return state
+    return CatalogState((*state.runs, run_id), state.processed | frozenset(manifests))
+
+
+def with_run_replaced(state: CatalogState, old_run_id: str, new_run_id: str) -> CatalogState:
+    """`state` with `new_run_id` in committed `old_run_id`'s place (so which run wins a repeated id is unchanged),
+    `processed` untouched; unchanged if the swap is already done. Raises RunVerificationError if `old_run_id` is
+    not committed."""
+    if new_run_id in state.runs and old_run_id not in state.runs:
+        return state
+    if old_run_id not in state.runs:
+        raise RunVerificationError(f"run {old_run_id} is no longer committed; not swapping in {new_run_id}")
+    return CatalogState(tuple(new_run_id if run == old_run_id else run for run in state.runs), state.processed)
+
+
+def update_state(
+    client: Minio, bucket: str, change: Callable[[CatalogState], CatalogState], *, policy: RetryPolicy = DEFAULT_RETRY
+) -> CatalogState:
+    """Apply the pure `change` to state.json without losing a concurrent writer's update; returns the new state.
+    Raises `conditional.UpdateConflict` if every try lost to another writer."""
+    document = update_json(client, bucket, STATE_KEY,
+                           lambda current: state_document(change(state_from_document(current))), policy=policy)
+    return state_from_document(document)
 
 
 def pending_manifests(all_keys: Iterable[str], state: CatalogState) -> list[str]:
@@ -125,31 +169,19 @@ def read_success(client: Minio, bucket: str, run_id: str) -> dict[str, Any]:
     return read_json(client, bucket, f"{run_prefix(run_id)}{SUCCESS_NAME}")
 
 
-def _store_state(client: Minio, bucket: str, state: CatalogState) -> None:
-    store_json(client, bucket, STATE_KEY, {"runs": list(state.runs), "processed": sorted(state.processed)})
-
-
 def commit_run(
     client: Minio, bucket: str, run_id: str, *, parts: Sequence[PartInfo], manifests: Sequence[str], extracted_by: str
 ) -> CatalogState:
     """Write the run's `_SUCCESS.json`, then add it to state.json; returns the new state."""
     write_success(client, bucket, run_id, parts=parts, manifests=manifests, extracted_by=extracted_by)
-    state = load_state(client, bucket)
-    new = CatalogState((*state.runs, run_id), state.processed | frozenset(manifests))
-    _store_state(client, bucket, new)
-    return new
+    return update_state(client, bucket, lambda state: with_run(state, run_id, manifests))
 
 
 def replace_run(client: Minio, bucket: str, old_run_id: str, new_run_id: str) -> CatalogState:
-    """Swap committed `old_run_id` for the already written and verified `new_run_id`, in its place (so which run
-    wins a repeated id is unchanged), `processed` untouched; one state.json write, so readers see one or the other.
+    """Swap committed `old_run_id` for the already written and verified `new_run_id` (`with_run_replaced`); one
+    state.json write, so readers see one or the other. Raises RunVerificationError if `old_run_id` is not committed.
     """
-    state = load_state(client, bucket)  # read just before writing: keep a launcher's commit made meanwhile
-    if old_run_id not in state.runs:
-        raise RunVerificationError(f"run {old_run_id} is no longer committed; not swapping in {new_run_id}")
-    new = CatalogState(tuple(new_run_id if run == old_run_id else run for run in state.runs), state.processed)
-    _store_state(client, bucket, new)
-    return new
+    return update_state(client, bucket, lambda state: with_run_replaced(state, old_run_id, new_run_id))
 
 
 def read_part(client: Minio, bucket: str, part: Mapping[str, Any]) -> pa.Table:

@@ -24,7 +24,9 @@ A photo's rows: its `photos` row (by event_id / submission_id, or a photo id in 
 is in each dead letter's object_key or detail. A run's detections belong to photos of the same run, so the runs
 to replace are found from their photos and dead letters alone (the detections, with embeddings, are the bulk).
 
-One erasure at a time, and not during an extraction commit: state.json has no lock (see `catalog`).
+Extraction commits may land at any time: every state.json write is a compare-and-swap (see `catalog`), so a
+commit racing a swap keeps both. One erasure at a time: `sweep` would delete another erasure's redacted run
+before its swap.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ _RUN_TIME = "%Y%m%dT%H%M%SZ"
 
 
 class CatalogErasureFailed(RuntimeError):
-    """The object store refused deletions, or state.json changed under the swap; a re-run finishes the job."""
+    """The object store refused deletions, or the old run is still committed after its swap; a re-run finishes."""
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,8 @@ def _redact_run(client: Minio, catalog_bucket: str, derived_bucket: str, run_id:
                   extra={"redacts": run_id, "redacted_rows": dict(sorted(removed.items()))})
     outcome.derived_deleted += _delete_keys(client, derived_bucket, images)
     replace_run(client, catalog_bucket, run_id, new_id)
-    if run_id in load_state(client, catalog_bucket).runs:  # a launcher's commit raced the swap and undid it
+    # Conditional writes mean no commit can undo the swap; this fresh read guards the deletion that follows anyway.
+    if run_id in load_state(client, catalog_bucket).runs:
         raise CatalogErasureFailed(f"state.json changed during the swap of {run_id}; run the erasure again")
     outcome.object_versions_deleted += _delete(client, catalog_bucket, _versions_under(client, catalog_bucket,
                                                                                         run_prefix(run_id)))

@@ -28,8 +28,8 @@ class PrehashedMinio(Minio):
     it (MinIO, AWS: `XAmzContentSHA256Mismatch`), and the body is covered anyway by `x-amz-checksum-sha256`.
     Over HTTPS minio-py sends `UNSIGNED-PAYLOAD` and an MD5 instead; that path is left as it is.
 
-    It also sends conditional PUTs (`put_object_if_absent`), which `put_object` cannot. Both rest on private
-    methods (`_build_headers`, `_put_object`): minio is pinned in pyproject.toml and
+    It also sends conditional PUTs (`put_object_if_absent`, `put_object_if_unchanged`), which `put_object` cannot.
+    They rest on private methods (`_build_headers`, `_put_object`): minio is pinned in pyproject.toml and
     tests/infra/storage/test_client.py fails if an upgrade changes what they rely on.
     """
 
@@ -41,6 +41,23 @@ class PrehashedMinio(Minio):
         headers = genheaders(metadata, None, None, None, False)
         headers["Content-Type"] = content_type
         headers["If-None-Match"] = "*"
+        return self._put_object(bucket_name, object_name, data, headers)
+
+    def put_object_if_unchanged(
+        self, bucket_name: str, object_name: str, data: bytes, *, etag: str | None, content_type: str,
+        metadata: DictType,
+    ) -> ObjectWriteResult:
+        """One PUT that the server carries out only if the key's current version still has `etag` (`If-Match`),
+        or, with `etag` None, only if the key has no current version (`If-None-Match: *`); otherwise it stores
+        nothing and answers S3Error `PreconditionFailed` (412). The compare-and-swap of `infra.storage.conditional`.
+        """
+        headers = genheaders(metadata, None, None, None, False)
+        headers["Content-Type"] = content_type
+        if etag is None:
+            headers["If-None-Match"] = "*"
+        else:
+            bare = etag.strip('"')  # minio-py hands ETags over unquoted; the header wants them quoted
+            headers["If-Match"] = f'"{bare}"'
         return self._put_object(bucket_name, object_name, data, headers)
 
     def _build_headers(

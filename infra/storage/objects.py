@@ -71,6 +71,17 @@ def read_bytes(client: Minio, bucket: str, key: str, version_id: str | None = No
         response.release_conn()
 
 
+def read_bytes_and_etag(client: Minio, bucket: str, key: str) -> tuple[bytes, str]:
+    """The current version's bytes and the ETag the server sent with them (unquoted), from one GET: the pair a
+    conditional write (`If-Match`) needs, which a GET then a HEAD could mismatch."""
+    response = client.get_object(bucket, key)
+    try:
+        return bytes(response.read()), str(response.headers.get("ETag", "")).strip('"')
+    finally:
+        response.close()
+        response.release_conn()
+
+
 def put_verified(
     client: Minio,
     bucket: str,
