@@ -2,7 +2,7 @@
 child process, and a search service that reads what is published.
 
 Shared by `test_index_builder_kill.py` (killed mid-upload, the moment read from the bucket) and
-`test_crash_points.py` (killed at a named crash point, `infra.faults`).
+`test_index_builder_crash_point.py` (killed at a named crash point, `infra.faults`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from beam_jobs.pipeline.catalog import commit_run, run_prefix
 from beam_jobs.pipeline.sinks import PARQUET_TYPE, PartInfo, parquet_bytes, part_key
 from beam_jobs.records import DETECTION_SCHEMA
 from indexers.fence import Circle, Fence, TimeWindow
+from indexers.index_job import index_catalog
 from indexers.s3_versions import INDEX_ROOT
 from infra.storage.config import S3Settings
 from infra.storage.objects import store_bytes
@@ -108,3 +109,18 @@ def nearest(search: SearchService, vector: NDArray[np.float32]) -> tuple[str, st
     """(best detection id, index version searched, detections in the fence: here every one served)."""
     outcome = search.similar("face", vector[None, :], fence=EVERYWHERE, k=1, context=CONTEXT, query="kill test")
     return outcome.hits[0].detection_id, outcome.index_version, outcome.candidates
+
+
+def serve_two_runs(client: Minio, bucket: str, work: Path, *, first: int, second: int, seed: int
+                   ) -> tuple[str, SearchService, NDArray[np.float32], NDArray[np.float32]]:
+    """Commit run r1 (`first` photos a0..), publish it and serve it; then commit r2 (`second` photos b0..), not
+    yet indexed. Returns (v1, the service serving it, r1's vectors, r2's vectors)."""
+    client.make_bucket(bucket)
+    v1_vectors, v2_vectors = unit_vectors(first, seed=seed), unit_vectors(second, seed=seed + 1)
+    commit(client, bucket, "r1", [f"a{i}" for i in range(first)], v1_vectors)
+    [published] = index_catalog(client, bucket, kinds=("face",), work_dir=work / "work", cache_root=work / "c")
+    v1 = str(published.version)
+    served = service(client, bucket, work / "served-cache")
+    assert served.refresh() == {"face": v1}
+    commit(client, bucket, "r2", [f"b{i}" for i in range(second)], v2_vectors)
+    return v1, served, v1_vectors, v2_vectors

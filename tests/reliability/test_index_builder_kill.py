@@ -20,11 +20,16 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-from indexers.index_job import index_catalog
 from indexers.prune import prune_versions
 from indexers.s3_versions import RELEASE_FILE, read_pointer
 from infra.storage.config import S3Settings
-from tests.reliability.index_builder import commit, nearest, service, start_builder, unit_vectors, version_files
+from tests.reliability.index_builder import (
+    nearest,
+    serve_two_runs,
+    service,
+    start_builder,
+    version_files,
+)
 
 pytestmark = pytest.mark.integration
 V1_PHOTOS = 40
@@ -36,16 +41,8 @@ def test_a_builder_killed_mid_upload_leaves_the_old_version_served(
     s3_client: Minio, s3_settings: S3Settings, tmp_path: Path
 ) -> None:
     bucket = f"idx-kill-{uuid.uuid4().hex[:12]}"
-    s3_client.make_bucket(bucket)
-    v1_names, v2_names = [f"a{i}" for i in range(V1_PHOTOS)], [f"b{i}" for i in range(V2_PHOTOS)]
-    v1_vectors, v2_vectors = unit_vectors(V1_PHOTOS, seed=1), unit_vectors(V2_PHOTOS, seed=2)
-    commit(s3_client, bucket, "r1", v1_names, v1_vectors)
-    [first] = index_catalog(s3_client, bucket, kinds=("face",), work_dir=tmp_path / "work", cache_root=tmp_path / "c")
-    v1 = str(first.version)
-    served = service(s3_client, bucket, tmp_path / "served-cache")
-    assert served.refresh() == {"face": v1}
-
-    commit(s3_client, bucket, "r2", v2_names, v2_vectors)
+    v1, served, v1_vectors, v2_vectors = serve_two_runs(s3_client, bucket, tmp_path, first=V1_PHOTOS,
+                                                        second=V2_PHOTOS, seed=1)
     log = tmp_path / "builder.log"
     builder = start_builder(s3_settings, bucket, tmp_path / "state", log)
     try:
