@@ -15,8 +15,14 @@ originals + manifests, one copy per measured path, then measures
 The loop runs first and again after every job path; each job is compared with the mean of the loop runs on either
 side of it (the machine is shared and its load moves within minutes).
 
+Steady state: run several --count values (one locked run each), then `--fit` their JSON files: for the loop and
+each runner it fits seconds = fixed + per_photo x N (wall and CPU) over the sizes, so a job's one-off start-up
+(worker processes, imports, model and table loads, graph submission) and its rate per photo are told apart. Each
+runner's steady-state ratio is to the loop runs beside it, fitted the same way.
+
     .venv/bin/python bench/extract.py --count 64 --out docs/bench/bench-extract-models-2026-11-23.json
     .venv/bin/python bench/extract.py --count 8 --runs loop,dask_2          # quick look
+    .venv/bin/python bench/extract.py --fit extract-32.json extract-64.json extract-128.json --out fit.json
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -340,6 +347,151 @@ def report(results: dict[str, Any], count: int) -> Table:
     return table
 
 
+@dataclass(frozen=True)
+class LinearFit:
+    """seconds = fixed_s + per_photo_s x N, least squares over runs of several sizes N.
+
+    `per_photo_stderr_s` is the standard error of the slope (None with no spare degree of freedom): on a shared
+    machine it says how far to trust the steady-state rate.
+    """
+
+    fixed_s: float
+    per_photo_s: float
+    per_photo_stderr_s: float | None
+
+    @property
+    def photos_per_s(self) -> float:
+        return 1.0 / self.per_photo_s
+
+
+def fit_line(points: Sequence[tuple[float, float]]) -> LinearFit:
+    """Least-squares line through (photos, seconds) points; needs two sizes at least. Ordinary, unweighted."""
+    sizes = [float(count) for count, _ in points]
+    if len(set(sizes)) < 2:
+        raise ValueError(f"a fit needs runs at two sizes at least, got sizes {sorted(set(sizes))}")
+    seconds = [value for _, value in points]
+    per_photo, fixed = statistics.linear_regression(sizes, seconds)
+    spare = len(points) - 2
+    stderr = None
+    if spare > 0:
+        residuals = sum((value - fixed - per_photo * size) ** 2 for size, value in zip(sizes, seconds, strict=True))
+        mean_size = statistics.fmean(sizes)
+        stderr = (residuals / spare / sum((size - mean_size) ** 2 for size in sizes)) ** 0.5
+    return LinearFit(fixed_s=fixed, per_photo_s=per_photo, per_photo_stderr_s=stderr)
+
+
+@dataclass(frozen=True)
+class PathPoint:
+    """One run of one path at `photos` photos: its wall and CPU seconds, and the loop's beside it (job runs)."""
+
+    photos: int
+    wall_s: float
+    cpu_s: float
+    loop_wall_s: float | None = None
+    loop_cpu_s: float | None = None
+
+
+def path_points(results: Iterable[dict[str, Any]]) -> dict[str, list[PathPoint]]:
+    """Every run of the loop and of each runner in the given result files (JSON of one size each), by path."""
+    points: dict[str, list[PathPoint]] = defaultdict(list)
+    for result in results:
+        count = int(result["count"])
+        for run in result.get("loop_runs", []):
+            points["loop"].append(PathPoint(count, run["total"], run["cpu"]))
+        for name in RUNS:
+            if name in result and "loop_totals" in result[name]:
+                job_run = result[name]
+                if job_run["photos"] != count:
+                    raise ValueError(f"{name} at {count}: {job_run['photos']} photos written, not {count}")
+                points[name].append(PathPoint(count, job_run["total"], job_run["cpu"],
+                                              statistics.mean(job_run["loop_totals"]),
+                                              statistics.mean(job_run["loop_cpus"])))
+    return dict(points)
+
+
+def steady_state(points: Sequence[PathPoint]) -> dict[str, Any]:
+    """Fits of one path's wall and CPU seconds; for a job, also of the loop beside it, and the ratios loop / job.
+
+    A ratio here is of throughputs (job / loop), i.e. the loop's seconds per photo over the job's: above 1 the job
+    is faster. Raw ratios are per size, start-up included; steady-state ones are of the fitted slopes only.
+    """
+    wall = fit_line([(point.photos, point.wall_s) for point in points])
+    cpu = fit_line([(point.photos, point.cpu_s) for point in points])
+    summary: dict[str, Any] = {"wall": asdict(wall) | {"photos_per_s": wall.photos_per_s},
+                               "cpu": asdict(cpu) | {"photos_per_s": cpu.photos_per_s}}
+    beside = [point for point in points if point.loop_wall_s is not None and point.loop_cpu_s is not None]
+    if beside:
+        loop_wall = fit_line([(point.photos, point.loop_wall_s or 0.0) for point in beside])
+        loop_cpu = fit_line([(point.photos, point.loop_cpu_s or 0.0) for point in beside])
+        summary |= {"loop_beside": {"wall": asdict(loop_wall), "cpu": asdict(loop_cpu)},
+                    "steady_ratio": {"wall": loop_wall.per_photo_s / wall.per_photo_s,
+                                     "cpu": loop_cpu.per_photo_s / cpu.per_photo_s},
+                    "raw_ratio": [{"photos": point.photos, "wall": (point.loop_wall_s or 0.0) / point.wall_s,
+                                   "cpu": (point.loop_cpu_s or 0.0) / point.cpu_s} for point in beside],
+                    "relative": {"wall": relative_fit([(p.photos, p.wall_s, p.loop_wall_s or 0.0) for p in beside]),
+                                 "cpu": relative_fit([(p.photos, p.cpu_s, p.loop_cpu_s or 0.0) for p in beside])}}
+    return summary
+
+
+def relative_fit(runs: Sequence[tuple[int, float, float]]) -> dict[str, float]:
+    """Steady-state ratio and start-up from (photos, job s, loop-beside s) runs, each job measured by its own loop.
+
+    If job = fixed + per_photo x N and the warm loop = loop_per_photo x N, then job / loop = per_photo /
+    loop_per_photo + (fixed / loop_per_photo) / N: a line in 1/N whose intercept is the inverse of the steady-state
+    ratio and whose slope is the start-up in photos' worth of loop work. Load that slows job and loop alike
+    cancels in each job / loop, which it does not in the two absolute fits.
+    """
+    fit = fit_line([(1.0 / photos, job_s / loop_s) for photos, job_s, loop_s in runs])
+    return {"steady_ratio": 1.0 / fit.fixed_s, "start_up_loop_photos": fit.per_photo_s}
+
+
+def fit_report(fits: dict[str, dict[str, Any]]) -> Table:
+    """One row per path: fixed start-up, steady throughput, steady-state ratio to the loop, raw ratio per size."""
+    sizes = sorted({raw["photos"] for fit in fits.values() for raw in fit.get("raw_ratio", [])})
+    table = Table(title="extraction at steady state: seconds = fixed + per_photo x N (ratios: loop s / job s)")
+    for column in ("path", "fixed s wall / CPU", "photos/s wall / CPU (+- 1 s.e.)", "steady ratio wall / CPU",
+                   "relative fit: steady ratio, start-up (loop photos), wall / CPU",
+                   *(f"raw ratio N={size}" for size in sizes)):
+        table.add_column(column, justify="left" if column == "path" else "right")
+
+    def rate(fit: dict[str, Any]) -> str:
+        error = fit["per_photo_stderr_s"]
+        spread = f" +-{error / fit['per_photo_s'] ** 2:.2f}" if error is not None else ""
+        return f"{1 / fit['per_photo_s']:.2f}{spread}"
+
+    def relative(fits: dict[str, dict[str, float]]) -> str:
+        return " / ".join(f"{fits[kind]['steady_ratio']:.2f}, {fits[kind]['start_up_loop_photos']:.0f}"
+                          for kind in ("wall", "cpu"))
+
+    for name, fit in fits.items():
+        raw: dict[int, str] = {}
+        for point in fit.get("raw_ratio", []):  # several runs at one size: each, in order
+            text = f"{point['wall']:.2f} / {point['cpu']:.2f}"
+            raw[point["photos"]] = f"{raw[point['photos']]}; {text}" if point["photos"] in raw else text
+        steady = fit.get("steady_ratio")
+        table.add_row(name, f"{fit['wall']['fixed_s']:.1f} / {fit['cpu']['fixed_s']:.1f}",
+                      f"{rate(fit['wall'])} / {rate(fit['cpu'])}",
+                      f"{steady['wall']:.2f} / {steady['cpu']:.2f}" if steady else "1",
+                      relative(fit["relative"]) if "relative" in fit else "-",
+                      *(raw.get(size, "-") for size in sizes))
+    return table
+
+
+def fit_files(paths: Sequence[Path], out: Path, console: Console) -> int:
+    """The `--fit` mode: steady-state fits over result files of several sizes, printed and written with the runs."""
+    results = [json.loads(path.read_text()) for path in paths]
+    points = path_points(results)
+    fits = {name: steady_state(runs) for name, runs in points.items()}
+    console.print(fit_report(fits))
+    out.write_text(json.dumps({"inputs": [str(path) for path in paths], "fits": fits,
+                               "runs": {name: [asdict(point) for point in runs] for name, runs in points.items()},
+                               "load_average": {str(path): result["load_average"]
+                                                for path, result in zip(paths, results, strict=True)}},
+                              indent=2))
+    console.print(f"fit in {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=64)
@@ -348,7 +500,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-threads", type=int, default=None,
                         help=f"WITNESS_MODEL_THREADS for {', '.join(sorted(ONE_PROCESS_PER_CORE))} (default: OpenCV's)")
     parser.add_argument("--out", type=Path, default=Path("bench-extract.json"))
+    parser.add_argument("--fit", type=Path, nargs="+", metavar="RESULT_JSON",
+                        help="measure nothing: fit fixed + per-photo seconds over earlier results of several --count")
     args = parser.parse_args(argv)
+    if args.fit:
+        return fit_files(args.fit, args.out, Console(width=200))
     families = [f for f in (args.models or "").split(",") if f and f != "none"] if args.models is not None \
         else list(installed_families(ExtractSettings.from_mapping({}).models_dir))
     runs = [name for name in args.runs.split(",") if name]
