@@ -10,16 +10,18 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
-def spawn_detached(command: Sequence[str], *, log_path: Path, pid_path: Path) -> int:
-    """Start `command` in its own session with stdout+stderr appended to `log_path`; record its PID."""
+def spawn_detached(command: Sequence[str], *, log_path: Path, pid_path: Path,
+                   env: Mapping[str, str] | None = None) -> int:
+    """Start `command` in its own session with stdout+stderr appended to `log_path`; record its PID.
+    `env`: variables set for it on top of this process's environment."""
     pid = os.posix_spawn(
         command[0],
         list(command),
-        dict(os.environ),
+        {**os.environ, **(env or {})},
         file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),

@@ -128,6 +128,24 @@ def wait_until_ready(client: Minio, *, timeout_s: float = 30.0, pid: int | None 
     raise S3ServerError(f"S3 server not ready after {timeout_s:.0f}s: {last_error}")
 
 
+# Every bucket is a SeaweedFS collection, and a collection's first write grows 7 volumes by default; `weed mini`
+# allows free disk / 128 MB volumes in all, so a few dozen buckets (a test run creates hundreds) exhaust it and
+# writes fail with "No writable volumes and no free volumes left". One volume per growth step is plenty here:
+# a volume takes writes up to 128 MB and the next one grows when it fills.
+MASTER_CONFIG = """[master.volume_growth]
+copy_1 = 1
+copy_2 = 2
+copy_3 = 3
+copy_other = 1
+"""
+
+
+def _write_master_config(data_dir: Path) -> None:
+    config_dir = data_dir / ".seaweedfs"
+    config_dir.mkdir(exist_ok=True)
+    (config_dir / "master.toml").write_text(MASTER_CONFIG)
+
+
 def start(data_dir: Path, settings: S3Settings, *, s3_port: int, timeout_s: float = 30.0) -> LocalS3Server:
     """Start `weed mini` in the background (or reuse the one already running for this folder)."""
     data_dir = data_dir.resolve()
@@ -152,7 +170,10 @@ def start(data_dir: Path, settings: S3Settings, *, s3_port: int, timeout_s: floa
         *_port_flags(s3_port),
     ]
     (data_dir / "data").mkdir(exist_ok=True)
-    pid = processes.spawn_detached(command, log_path=data_dir / LOG_FILE, pid_path=data_dir / PID_FILE)
+    _write_master_config(data_dir)
+    # weed reads master.toml from $HOME/.seaweedfs/ (among other places): point HOME at the server's own folder.
+    pid = processes.spawn_detached(command, log_path=data_dir / LOG_FILE, pid_path=data_dir / PID_FILE,
+                                   env={"HOME": str(data_dir)})
     try:
         wait_until_ready(client, timeout_s=timeout_s, pid=pid)
     except S3ServerError:

@@ -25,6 +25,8 @@ def test_restart_keeps_data_and_wrong_secret_is_refused(tmp_path: Path) -> None:
         client = build_client(settings)
         client.make_bucket("keep")
         client.put_object("keep", "k", io.BytesIO(b"still here"), 10)
+        # One volume per bucket, not SeaweedFS's default 7: a test run's hundreds of buckets must not exhaust them.
+        assert len(list((tmp_path / "data").rglob("keep_*.dat"))) == 1
         assert s3server.stop(tmp_path)
         assert s3server.running_pid(tmp_path) is None
         s3server.start(tmp_path, settings, s3_port=port)
