@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import shutil
 import socket
 import sys
@@ -128,10 +129,12 @@ def wait_until_ready(client: Minio, *, timeout_s: float = 30.0, pid: int | None 
     raise S3ServerError(f"S3 server not ready after {timeout_s:.0f}s: {last_error}")
 
 
-# Every bucket is a SeaweedFS collection, and a collection's first write grows 7 volumes by default; `weed mini`
-# allows free disk / 128 MB volumes in all, so a few dozen buckets (a test run creates hundreds) exhaust it and
-# writes fail with "No writable volumes and no free volumes left". One volume per growth step is plenty here:
-# a volume takes writes up to 128 MB and the next one grows when it fills.
+# Every bucket is a SeaweedFS collection, and a collection's first write grows 7 volumes by default, while
+# `weed mini` allows one volume per GiB of free disk (72 on a 73 GiB disk): a few dozen buckets (a test run
+# creates hundreds) exhaust that and writes fail with "No writable volumes and no free volumes left". So the
+# local server grows one volume at a time and may hold MAX_VOLUMES: volume files are not preallocated, they
+# take the disk their data takes; each open volume holds two file descriptors (hence `_allow_open_files`).
+MAX_VOLUMES = 2000
 MASTER_CONFIG = """[master.volume_growth]
 copy_1 = 1
 copy_2 = 2
@@ -144,6 +147,14 @@ def _write_master_config(data_dir: Path) -> None:
     config_dir = data_dir / ".seaweedfs"
     config_dir.mkdir(exist_ok=True)
     (config_dir / "master.toml").write_text(MASTER_CONFIG)
+
+
+def _allow_open_files(wanted: int) -> None:
+    """Raise this process's soft limit on open files towards `wanted` (the server inherits it), up to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def start(data_dir: Path, settings: S3Settings, *, s3_port: int, timeout_s: float = 30.0) -> LocalS3Server:
@@ -167,10 +178,12 @@ def start(data_dir: Path, settings: S3Settings, *, s3_port: int, timeout_s: floa
         "-webdav=false",
         "-admin.ui=false",
         f"-s3.config={identities}",
+        f"-volume.max={MAX_VOLUMES}",
         *_port_flags(s3_port),
     ]
     (data_dir / "data").mkdir(exist_ok=True)
     _write_master_config(data_dir)
+    _allow_open_files(2 * MAX_VOLUMES + 1024)
     # weed reads master.toml from $HOME/.seaweedfs/ (among other places): point HOME at the server's own folder.
     pid = processes.spawn_detached(command, log_path=data_dir / LOG_FILE, pid_path=data_dir / PID_FILE,
                                    env={"HOME": str(data_dir)})
