@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from minio import Minio
+from minio.commonconfig import ENABLED
+from minio.versioningconfig import VersioningConfig
 
 from infra import s3server
 from infra.storage.client import build_client, ensure_buckets
@@ -49,3 +52,12 @@ def s3_client(s3_settings: S3Settings) -> Minio:
     client = build_client(s3_settings)
     ensure_buckets(client, s3_settings)
     return client
+
+
+@pytest.fixture
+def versioned_bucket(s3_client: Minio) -> str:
+    """A new bucket with versioning on, as the catalog and derived buckets are."""
+    name = f"v-{uuid.uuid4().hex[:12]}"
+    s3_client.make_bucket(name)
+    s3_client.set_bucket_versioning(name, VersioningConfig(ENABLED))
+    return name

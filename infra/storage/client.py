@@ -38,10 +38,9 @@ class PrehashedMinio(Minio):
     ) -> ObjectWriteResult:
         """One PUT that the server carries out only if the key has no current version (`If-None-Match: *`);
         otherwise it stores nothing and answers S3Error `PreconditionFailed` (412)."""
-        headers = genheaders(metadata, None, None, None, False)
-        headers["Content-Type"] = content_type
-        headers["If-None-Match"] = "*"
-        return self._put_object(bucket_name, object_name, data, headers)
+        return self.put_object_if_unchanged(
+            bucket_name, object_name, data, etag=None, content_type=content_type, metadata=metadata
+        )
 
     def put_object_if_unchanged(
         self, bucket_name: str, object_name: str, data: bytes, *, etag: str | None, content_type: str,

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
 from infra import local_stack
 from infra.storage.config import S3Settings
@@ -87,3 +88,13 @@ def api(s3_settings: S3Settings, tmp_path_factory: pytest.TempPathFactory) -> It
     with running_api(settings, event_id) as running:
         assert httpx.get(f"{running.base_url}/healthz").status_code == 200
         yield running
+
+
+@pytest.fixture
+def migrated(tmp_path: Path) -> Iterator[Engine]:
+    """A fresh SQLite database upgraded to the latest migration."""
+    url = f"sqlite:///{tmp_path / 'witness.sqlite3'}"
+    upgrade(url)
+    engine = build_engine(url)
+    yield engine
+    engine.dispose()

@@ -7,7 +7,7 @@ import hashlib
 import io
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +27,7 @@ from infra.storage.evidence import manifest_key
 from ingest_api.db import repository
 from ingest_api.db.migrate import alembic_config, upgrade
 from ingest_api.db.models import Base, IdempotencyKey, Submission
-from ingest_api.db.session import build_engine, session_factory
+from ingest_api.db.session import session_factory
 from ingest_api.routes.photos import unquoted
 from ingest_api.services.ingest import IngestService, StorageUnavailable
 from ingest_api.services.sniff import RejectedUpload
@@ -40,15 +40,6 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SHA_A, SHA_B = "a" * 64, "b" * 64
 PHOTO = "exif/gaia_nikon_p6000_DSCN0010.jpg"
 T = TypeVar("T")
-
-
-@pytest.fixture()
-def migrated(tmp_path: Path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path / 'witness.sqlite3'}"
-    upgrade(url)
-    engine = build_engine(url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture()

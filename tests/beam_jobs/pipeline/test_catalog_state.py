@@ -7,14 +7,11 @@ state.json, or a stale commit put back a run an erasure had swapped out.
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 
 import pytest
 from minio import Minio
-from minio.commonconfig import ENABLED
-from minio.versioningconfig import VersioningConfig
 
 from beam_jobs.pipeline.catalog import (
     CatalogState,
@@ -58,11 +55,8 @@ def test_the_state_document_round_trips() -> None:
 
 
 @pytest.fixture
-def bucket(s3_client: Minio) -> Iterator[str]:
-    name = f"cs-{uuid.uuid4().hex[:8]}"
-    s3_client.make_bucket(name)
-    s3_client.set_bucket_versioning(name, VersioningConfig(ENABLED))
-    yield name
+def bucket(versioned_bucket: str) -> str:
+    return versioned_bucket
 
 
 def _commit(client: Minio, bucket: str, run_id: str) -> None:

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from minio import Minio
-from minio.commonconfig import ENABLED
-from minio.versioningconfig import VersioningConfig
 
 from infra.storage.conditional import (
     PROBE_PREFIX,
@@ -32,11 +28,8 @@ FAST = RetryPolicy(attempts=4, base_delay_s=0.001, max_delay_s=0.01)
 
 
 @pytest.fixture
-def bucket(s3_client: Minio) -> Iterator[str]:
-    name = f"cas-{uuid.uuid4().hex[:8]}"
-    s3_client.make_bucket(name)
-    s3_client.set_bucket_versioning(name, VersioningConfig(ENABLED))
-    yield name
+def bucket(versioned_bucket: str) -> str:
+    return versioned_bucket
 
 
 def _put(client: Minio, bucket: str, key: str, document: Document) -> None:

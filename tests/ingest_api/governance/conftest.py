@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from ingest_api.db import repository
-from ingest_api.db.migrate import upgrade
-from ingest_api.db.session import build_engine, session_factory
+from ingest_api.db.session import session_factory
 from ingest_api.governance.approvals import FenceApprovals
 from ingest_api.governance.audit_store import AuditLog
 from ingest_api.governance.auth import Governance
 from ingest_api.governance.cases import CaseService
 from ingest_api.governance.staff import StaffService
-
-
-@pytest.fixture
-def migrated(tmp_path: Path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path / 'witness.sqlite3'}"
-    upgrade(url)
-    engine = build_engine(url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
