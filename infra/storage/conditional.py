@@ -11,8 +11,9 @@ needs no longer holds) ends the update with its exception and nothing written.
 The servers we run honour `If-Match` on PUT, and atomically: AWS S3 (since 2024-11), MinIO, and SeaweedFS
 (4.48, `weed mini`, the demo's and the tests' server: of 8 simultaneous PUTs carrying one ETag exactly one is
 stored, in each of 50 rounds). A server that ignored the header would turn this into last-writer-wins without a
-sign, so every update first asks the server (`server_honours_if_match`, as `integrity.choose_verification` does
-for checksums) and refuses with `ConditionalWritesUnsupported` rather than lose an update silently.
+sign, so the first update through a client asks the server (`server_honours_if_match`, as
+`integrity.choose_verification` does for checksums) and refuses with `ConditionalWritesUnsupported` rather than
+lose an update silently.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import io
 import json
 import logging
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -140,6 +142,11 @@ def _remove_probe(client: Minio, bucket: str, key: str) -> None:
         log.warning("could not remove the If-Match probe s3://%s/%s: %s", bucket, key, error)
 
 
+# Buckets each client has seen honour If-Match: the probe costs four requests, so it runs once per client and
+# bucket, not before every update (a server does not stop honouring a header between two commits).
+_SEEN_HONOURING: weakref.WeakKeyDictionary[Minio, set[str]] = weakref.WeakKeyDictionary()
+
+
 class _Conflict(Exception):
     """One conditional write lost to another writer (internal: retried)."""
 
@@ -155,10 +162,12 @@ def update_json(
 ) -> Document:
     """Apply the pure `change` to the JSON object at `key` (None when there is none) and store the result, without
     losing another writer's update (see the module docstring); returns the document stored (or already there)."""
-    if not server_honours_if_match(client, bucket):
-        raise ConditionalWritesUnsupported(
-            f"the S3 server behind s3://{bucket} ignores If-Match on PUT; refusing to update {key} without it"
-        )
+    if bucket not in _SEEN_HONOURING.setdefault(client, set()):
+        if not server_honours_if_match(client, bucket):
+            raise ConditionalWritesUnsupported(
+                f"the S3 server behind s3://{bucket} ignores If-Match on PUT; refusing to update {key} without it"
+            )
+        _SEEN_HONOURING[client].add(bucket)
 
     def attempt() -> Document:
         snapshot = read_snapshot(client, bucket, key)

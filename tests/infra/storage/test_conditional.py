@@ -9,6 +9,7 @@ import json
 import pytest
 from minio import Minio
 
+from infra.storage import conditional
 from infra.storage.conditional import (
     PROBE_PREFIX,
     Change,
@@ -64,6 +65,22 @@ def test_a_write_with_the_etag_read_is_stored_and_one_with_a_stale_etag_is_not(s
 def test_an_update_creates_a_missing_object(s3_client: Minio, bucket: str) -> None:
     assert update_json(s3_client, bucket, "new.json", _appending("a")) == {"items": ["a"]}
     assert read_snapshot(s3_client, bucket, "new.json").document == {"items": ["a"]}
+
+
+def test_the_server_is_probed_once_per_client_and_bucket(
+    s3_client: Minio, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probes: list[str] = []
+
+    def counting_probe(client: Minio, probed: str) -> bool:
+        probes.append(probed)
+        return server_honours_if_match(client, probed)
+
+    monkeypatch.setattr(conditional, "server_honours_if_match", counting_probe)
+    for item in "abc":
+        update_json(s3_client, bucket, "counted.json", _appending(item))
+    assert probes == [bucket]
+    assert read_snapshot(s3_client, bucket, "counted.json").document == {"items": ["a", "b", "c"]}
 
 
 def test_a_write_that_lost_to_another_writer_is_retried_on_what_that_writer_stored(
