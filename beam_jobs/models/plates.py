@@ -45,12 +45,9 @@ from beam_jobs.models.plate_ranking import (
     fits_plate,
     iou,
     plate_detections,
-    polygon_to_box,
 )
 from beam_jobs.models.plate_text import is_confident_word
 from beam_jobs.models.transforms import rgb_to_bgr
-
-__all__ = ["Candidate", "PlateFamily", "PlateRead", "plate_detections", "polygon_to_box"]
 
 OCR_MODEL_FILES = ("ch_PP-OCRv4_det_infer.onnx", "ch_PP-OCRv4_rec_infer.onnx")
 MAX_CANDIDATES = 5

@@ -10,8 +10,9 @@ from numpy.typing import NDArray
 
 from beam_jobs.models.base import Box, Detection
 from beam_jobs.models.objects import ObjectFamily
+from beam_jobs.models.plate_ranking import PlateRead, plate_detections, polygon_to_box
 from beam_jobs.models.plate_text import normalise_plate, search_key
-from beam_jobs.models.plates import PlateFamily, PlateRead, plate_detections, polygon_to_box
+from beam_jobs.models.plates import PlateFamily
 
 Loader = Callable[[str], NDArray[np.uint8]]
 # Reads measured exact on every run here; the O/0-ambiguous BA302OZ and AYO9034 are read exactly thanks to
