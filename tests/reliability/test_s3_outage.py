@@ -26,7 +26,9 @@ from tests.reliability.nightly import skip_unless_slow_selected
 from tests.reliability.workload import PhotoSet, UploadOutcome, upload_all
 
 pytestmark = pytest.mark.integration
-OUTAGE_S = 3.0
+# Longer than the API's own S3 retries can bridge (urllib3, 5 tries with backoff 0.2 s: ~6 s of refused
+# connections), so uploads must fail over to the witness as retryable errors; a shorter outage is simply masked.
+OUTAGE_S = 8.0
 
 
 @pytest.fixture
