@@ -101,14 +101,19 @@ def extract(
 ) -> None:
     """Extract place, time, thumbnails (and detections) from every photo not yet processed."""
     from beam_jobs.pipeline.launcher import parse_models, run_extract, summary_table
+    from beam_jobs.pipeline.lease import LeaseHeld
     from beam_jobs.pipeline.settings import ExtractSettings
 
     settings = _settings()
     if settings.mode == "local":
         local_stack.start_local_s3(settings)
-    summary = run_extract(
-        ExtractSettings(), runner=runner, beam_args=beam_arg or [], models=parse_models(models), console=console
-    )
+    try:
+        summary = run_extract(
+            ExtractSettings(), runner=runner, beam_args=beam_arg or [], models=parse_models(models), console=console
+        )
+    except LeaseHeld as error:
+        console.print(f"[red]not started:[/red] {error}")
+        raise typer.Exit(3) from error
     console.print(summary_table(summary))
 
 

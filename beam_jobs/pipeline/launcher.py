@@ -10,6 +10,7 @@ the options of every runner.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,16 +18,20 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
+from minio import Minio
 from rich.console import Console
 from rich.table import Table
 
 from beam_jobs.pipeline.catalog import commit_run, load_state, new_run_id, pending_manifests, verify_run
 from beam_jobs.pipeline.detect import resolve_families
 from beam_jobs.pipeline.extract_pipeline import JobConfig, build_pipeline
+from beam_jobs.pipeline.lease import ExtractionLease, LeaseHeld, LeaseHolder
 from beam_jobs.pipeline.manifests import list_manifest_keys
 from beam_jobs.pipeline.settings import ExtractSettings
 from beam_jobs.pipeline.sinks import PartInfo
 from infra.storage.client import build_client, ensure_buckets
+
+log = logging.getLogger(__name__)
 
 RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
 
@@ -93,17 +98,44 @@ def run_extract(
     models: Sequence[str] | None = None,
     console: Console | None = None,
 ) -> RunSummary:
-    """Extract every manifest not yet processed by a committed run; commit the run if it verifies."""
+    """Extract every manifest not yet processed by a committed run; commit the run if it verifies. One launch
+    at a time per catalog: raises `lease.LeaseHeld` while another launch holds the lease."""
     started = time.perf_counter()
     client = build_client(settings.s3)
     ensure_buckets(client, settings.s3)
     buckets = settings.s3.buckets
-    manifests = pending_manifests(list_manifest_keys(client, buckets.evidence), load_state(client, buckets.catalog))
-    if not manifests:
-        return RunSummary(None, runner, 0, seconds=time.perf_counter() - started)
+    run_id = new_run_id()
+    # Pending manifests are listed under the lease: listed before it, a launch could redo what the holder commits.
+    with ExtractionLease(client, buckets.catalog, LeaseHolder.this_process(run_id),
+                         ttl_s=settings.extract_lease_ttl_s) as lease:
+        manifests = pending_manifests(list_manifest_keys(client, buckets.evidence),
+                                      load_state(client, buckets.catalog))
+        if not manifests:
+            return RunSummary(None, runner, 0, seconds=time.perf_counter() - started)
+        summary = _extract_and_commit(settings, client, run_id, manifests, runner=runner, beam_args=beam_args,
+                                      models=models, console=console)
+        if lease.lost:
+            log.warning("run %s committed after its lease lapsed: another launch may have extracted the same "
+                        "manifests (readers keep one row per photo)", run_id)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _extract_and_commit(
+    settings: ExtractSettings,
+    client: Minio,
+    run_id: str,
+    manifests: list[str],
+    *,
+    runner: str,
+    beam_args: Sequence[str],
+    models: Sequence[str] | None,
+    console: Console | None,
+) -> RunSummary:
+    buckets = settings.s3.buckets
     requested = models if models is not None else settings.extract_models
     config = JobConfig(
-        s3=settings.s3, run_id=new_run_id(), extracted_by=settings.extracted_by, max_pixels=settings.max_pixels,
+        s3=settings.s3, run_id=run_id, extracted_by=settings.extracted_by, max_pixels=settings.max_pixels,
         thumbnail_max_side=settings.thumbnail_max_side, crop_max_side=settings.crop_max_side,
         num_shards=settings.num_shards, families=resolve_families(requested, settings.models_dir),
         models_dir=settings.models_dir, model_threads=settings.model_threads,
@@ -126,8 +158,7 @@ def run_extract(
     parts = verify_run(client, buckets.catalog, config.run_id, expected_inputs=len(manifests))
     commit_run(client, buckets.catalog, config.run_id, parts=parts, manifests=manifests,
                extracted_by=settings.extracted_by)
-    return RunSummary(config.run_id, runner, len(manifests), parts, collect_metrics(result),
-                      time.perf_counter() - started)
+    return RunSummary(config.run_id, runner, len(manifests), parts, collect_metrics(result))
 
 
 def summary_table(summary: RunSummary) -> Table:
@@ -147,7 +178,11 @@ def run(argv: Sequence[str] | None = None) -> RunSummary:
     """Entry point: read `ExtractSettings` from the environment once, run, print a summary."""
     args, beam_args = parse_args(argv)
     console = Console()
-    summary = run_extract(ExtractSettings(), runner=args.runner, beam_args=beam_args,
-                          models=parse_models(args.models), console=console)
+    try:
+        summary = run_extract(ExtractSettings(), runner=args.runner, beam_args=beam_args,
+                              models=parse_models(args.models), console=console)
+    except LeaseHeld as error:
+        console.print(f"not started: {error}")
+        raise SystemExit(3) from error
     console.print(summary_table(summary))
     return summary

@@ -40,6 +40,9 @@ class ExtractSettings(BaseSettings):
         default=None, ge=1, description="OpenCV threads per worker process for the models; None = OpenCV's "
         "default (every core). 1 where the runner starts one worker process per core (Dask, multi_processing)")
     models_dir: Path = Field(default_factory=default_models_dir, description="where the YOLOX ONNX lives")
+    extract_lease_ttl_s: float = Field(
+        default=120.0, ge=5.0, description="how long a launch's lease outlives its last renewal (renewed every "
+        "quarter of it); a crashed launch blocks the next one at most this long")
 
     @property
     def extracted_by(self) -> str:
