@@ -19,7 +19,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 CHUNK = 64 * 1024
 
 
-class Sha256Uploader(Uploader):  # type: ignore[misc]
+class Sha256Uploader(Uploader):
     """tuspy sends sha1 checksums by default; the issue asks for sha256."""
 
     CHECKSUM_ALGORITHM_PAIR = ("sha256", hashlib.sha256)
