@@ -11,8 +11,9 @@ write swaps the new id into the old one's place, `processed` untouched.
 
 Every state.json write is a compare-and-swap (`infra.storage.conditional.update_json`): read it with its ETag,
 apply a pure change (`with_run`, `with_run_replaced`), write it back with `If-Match`; if another writer got in
-between, re-read and re-apply. So concurrent launches' commits and an erasure's swap all land, in some order; two
-launches started together may both extract the same manifests, and `read_committed` keeps one row per id.
+between, re-read and re-apply. So concurrent commits and an erasure's swap all land, in some order. Launches take
+turns through a lease (`beam_jobs.pipeline.lease`); should two runs still cover one manifest (a holder that outlived
+its lease), `read_committed` keeps one row per id.
 """
 
 from __future__ import annotations
