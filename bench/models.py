@@ -10,10 +10,12 @@ several hundred MB, which is why the baseline must decode the same folder.
 Batching: YuNet/SFace (OpenCV) and YOLOX-Nano (the ONNX file has a fixed batch dimension of 1) take one
 image at a time; the plate recogniser takes a batch of crops, so its ms/crop is measured at several
 batch sizes on the ground-truth plate crops. Plates: exact-match % of the best read against MANIFEST
-`plate=`, on the whole photo and with the object family's vehicle boxes, for each recogniser pad width
-in REC_WIDTHS, run interleaved photo by photo so the speeds compare on the same load. With
-`--plates-baseline REF` the plate module of that git commit (`beam_jobs/models/plates.py` as committed
-there, on today's helper modules) runs interleaved with them as a "before" variant.
+`plate=`, and separately how often the best read's search key (`plate_key`, O/0 I/1 ... folded) equals
+the plate's key, on the whole photo and with the object family's vehicle boxes, for each recogniser pad
+width in REC_WIDTHS, run interleaved photo by photo so the speeds compare on the same load, with how
+often the fallback recogniser ran. With `--plates-baseline REF` the plate module of that git commit
+(`beam_jobs/models/plates.py` as committed there, on today's helper modules) runs interleaved with them
+as a "before" variant.
 
     .venv/bin/python bench/models.py --out docs/bench/bench-models-2026-11-23.json
     .venv/bin/python bench/models.py --only plates --plates-baseline d410061 --out docs/bench/plates.json
@@ -47,6 +49,7 @@ from beam_jobs.models import registry
 from beam_jobs.models.base import Box, Detection, RGBImage
 from beam_jobs.models.faces import FaceFamily
 from beam_jobs.models.plate_geometry import box_to_quad, rectified_crop
+from beam_jobs.models.plate_text import search_key
 from beam_jobs.models.plates import REC_MIN_WIDTH, PlateFamily
 from beam_jobs.models.transforms import rgb_to_bgr
 
@@ -197,38 +200,62 @@ def plate_family_at(ref: str) -> Any:
     return module.PlateFamily(intra_op_threads=1)
 
 
+def fallback_count(family: Any) -> tuple[int, int]:
+    """(search regions, crops) the family's fallback recogniser has read so far; (0, 0) for code without one."""
+    fallback = getattr(family, "fallback", None)
+    return (fallback.regions_read, fallback.crops_read) if fallback is not None else (0, 0)
+
+
 def interleaved(families: dict[str, PlateFamily], images: dict[str, NDArray[np.uint8]],
-                vehicles: dict[str, list[Box]] | None) -> Iterator[tuple[str, str, list[Any], float, float]]:
-    """(variant, photo, detections, wall ms, cpu ms), each photo run by every variant in turn."""
+                vehicles: dict[str, list[Box]] | None
+                ) -> Iterator[tuple[str, str, list[Any], float, float, tuple[int, int]]]:
+    """(variant, photo, detections, wall ms, cpu ms, fallback (regions, crops)), each photo run by every
+    variant in turn."""
     for name, image in images.items():
         for variant, family in families.items():
             boxes = None if vehicles is None else vehicles[name]
+            before = fallback_count(family)
             found, wall, cpu = timed(partial(family.detect, image, boxes))
-            yield variant, name, found, wall, cpu
+            after = fallback_count(family)
+            yield variant, name, found, wall, cpu, (after[0] - before[0], after[1] - before[1])
 
 
 def plate_accuracy(images: dict[str, NDArray[np.uint8]], truth: dict[str, dict[str, str]],
                    vehicles: dict[str, list[Box]] | None, baseline: str | None = None) -> dict[str, Any]:
-    """Per recogniser width (and the `baseline` commit's code): exact best reads and ms/photo, side by side."""
+    """Per recogniser width (and the `baseline` commit's code): exact best reads, best reads whose search
+    key equals the plate's (not exact: O/0, I/1 ... folded), fallback use and ms/photo, side by side."""
     families: dict[str, Any] = {f"rec{w}": PlateFamily(intra_op_threads=1, rec_min_width=w) for w in REC_WIDTHS}
     if baseline:
         families[f"baseline {baseline}"] = plate_family_at(baseline)
     for family in families.values():
         family.load()
         family.detect(next(iter(images.values())))
-    stats: dict[str, dict[str, Any]] = {v: {"exact": 0, "walls": [], "cpus": [], "misses": {}} for v in families}
-    for variant, name, found, wall, cpu in interleaved(families, images, vehicles):
+    stats: dict[str, dict[str, Any]] = {
+        v: {"exact": 0, "key_best": 0, "key_any": 0, "walls": [], "cpus": {}, "misses": {},
+            "fallback_photos": 0, "fallback_regions": 0, "fallback_crops": 0} for v in families}
+    for variant, name, found, wall, cpu, (regions, crops) in interleaved(families, images, vehicles):
         entry = stats[variant]
         entry["walls"].append(wall)
-        entry["cpus"].append(cpu)
+        entry["cpus"][name] = cpu
+        entry["fallback_photos"] += regions > 0
+        entry["fallback_regions"] += regions
+        entry["fallback_crops"] += crops
+        plate = truth[name]["plate"]
         best = str(found[0].attributes["plate_text"]) if found else ""
-        entry["exact"] += best == truth[name]["plate"]
-        if best != truth[name]["plate"]:
-            entry["misses"][name] = [str(d.attributes["plate_raw"]) for d in found]
+        entry["exact"] += best == plate
+        entry["key_best"] += bool(found) and found[0].attributes["plate_key"] == search_key(plate)
+        entry["key_any"] += any(d.attributes["plate_key"] == search_key(plate) for d in found)
+        if best != plate:
+            entry["misses"][name] = [(str(d.attributes["plate_raw"]), str(d.attributes.get("plate_recogniser", "")))
+                                     for d in found]
     return {v: {"exact": e["exact"], "photos": len(images), "exact_pct": round(100 * e["exact"] / len(images), 1),
+                "key_equal_best": e["key_best"], "key_equal_any": e["key_any"],
+                "fallback_photos": e["fallback_photos"], "fallback_regions": e["fallback_regions"],
+                "fallback_crops": e["fallback_crops"],
                 "ms_per_photo_wall_median": round(float(np.median(e["walls"])), 1),
-                "ms_per_photo_cpu_median": round(float(np.median(e["cpus"])), 1),
-                "ms_per_photo_cpu_mean": round(float(np.mean(e["cpus"])), 1), "misses": e["misses"]}
+                "ms_per_photo_cpu_median": round(float(np.median(list(e["cpus"].values()))), 1),
+                "ms_per_photo_cpu_mean": round(float(np.mean(list(e["cpus"].values()))), 1), "misses": e["misses"],
+                "cpu_ms_by_photo": {n: round(ms, 1) for n, ms in e["cpus"].items()}}
             for v, e in stats.items()}
 
 
@@ -262,8 +289,10 @@ def report(result: dict[str, Any]) -> None:
     for mode, variants in result.get("plates", {}).items():
         for variant, p in variants.items():
             console.print(f"plates {mode} {variant}: {p['exact']}/{p['photos']} exact ({p['exact_pct']} %), "
+                          f"search key equal (not exact) best {p['key_equal_best']} / any {p['key_equal_any']}, "
                           f"median {p['ms_per_photo_cpu_median']} ms CPU (mean {p['ms_per_photo_cpu_mean']}); "
-                          f"misses {p['misses']}")
+                          f"fallback on {p['fallback_photos']} photos ({p['fallback_regions']} regions, "
+                          f"{p['fallback_crops']} crops); misses {p['misses']}")
     for key, label in (("plate_rec_ms_per_crop_by_batch", "plate recogniser CPU ms/crop by batch size"),
                        ("faces_before_after", "faces before/after (CPU ms/photo, same run)"),
                        ("peak_memory_mb", "peak memory (MB, own process minus decode-only process)")):

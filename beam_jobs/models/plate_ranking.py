@@ -30,11 +30,13 @@ SAME_PLATE_IOU = 0.3
 
 @dataclass(frozen=True)
 class PlateRead:
-    """One recognised text line: where it is, what was read, and how sure the recogniser was."""
+    """One recognised text line: where it is, what was read, how sure the recogniser was, and which
+    recogniser read it (package, version, model and weight digest; None where the caller does not say)."""
 
     box: Box
     raw: str
     confidence: float
+    recogniser: str | None = None
 
 
 def polygon_to_box(points: list[list[float]] | NDArray[np.float32]) -> Box:
@@ -98,6 +100,8 @@ def plate_detections(
         }
         if in_vehicle is not None:
             attributes["in_vehicle"] = in_vehicle
+        if read.recogniser is not None:
+            attributes["plate_recogniser"] = read.recogniser
         score = read.confidence * weight
         plates.append(Detection(kind="plate", box=read.box, score=score, quality=score, attributes=attributes))
     plates.sort(key=lambda d: -d.score)

@@ -1,6 +1,6 @@
 """Plate family: find and read licence plates with RapidOCR (PP-OCRv4 ONNX inside `rapidocr-onnxruntime`).
 
-Two steps, each on the resolution that suits it:
+Two steps, each on the resolution that suits it, and a fallback:
 
 1. Localise: RapidOCR's text detector runs on the lower part of each vehicle box the caller passes
    (`detect(image, vehicles=...)`), or on the whole photo, resized so its longer side is `det_max_side`
@@ -12,6 +12,9 @@ Two steps, each on the resolution that suits it:
    classifier on the crop: on a whole plate they split and reorder the text). In a vehicle region the
    lines are read largest first and reading stops at the first confident read that fits a known plate
    format (a vehicle shows one plate); whole-photo candidates are all read, in one batch.
+3. Fallback: where no read of a search region (a vehicle, or the whole photo) is plate-like, the same
+   quads are read again by a second recogniser, PP-OCRv6 small (`plate_fallback`), and its plate-like
+   reads replace the failed ones. Every plate records which recogniser read it (`plate_recogniser`).
 
 Reads become ranked `plate` detections in `plate_ranking` (raw read, plate text, search key, confidence).
 Plates carry no embedding: they are searched by text, so `embed` returns (n, 0).
@@ -24,12 +27,14 @@ import importlib.metadata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from beam_jobs.models.base import Box, Detection, RGBImage, package_dir, require_rgb, sha256_file
+from beam_jobs.models.plate_fallback import FallbackRecogniser
 from beam_jobs.models.plate_geometry import (
     Quad,
     covered_share,
@@ -122,15 +127,29 @@ class PlateFamily:
         self.det_max_side = det_max_side
         self.rec_min_width = rec_min_width
         self._ocr: Any = None
+        self.fallback = FallbackRecogniser(intra_op_threads=intra_op_threads)
+
+    @cached_property
+    def _rapidocr(self) -> tuple[str, Path]:
+        models = package_dir("rapidocr_onnxruntime", "install the pinned rapidocr-onnxruntime") / "models"
+        return f"rapidocr-onnxruntime-{importlib.metadata.version('rapidocr-onnxruntime')}", models
+
+    @cached_property
+    def recogniser(self) -> str:
+        """The first recogniser, as plate records name it: `rapidocr-onnxruntime-1.4.4/ch_PP-OCRv4_rec_infer@<sha>`."""
+        package, models = self._rapidocr
+        rec_file = OCR_MODEL_FILES[1]
+        return f"{package}/{rec_file.removesuffix('.onnx')}@{sha256_file(models / rec_file)[:12]}"
 
     @cached_property
     def version(self) -> str:
-        models = package_dir("rapidocr_onnxruntime", "install the pinned rapidocr-onnxruntime") / "models"
+        package, models = self._rapidocr
         digests = "+".join(sha256_file(models / name)[:12] for name in OCR_MODEL_FILES)
         narrow = "" if self.rec_min_width == REC_MIN_WIDTH else f"+rec{self.rec_min_width}"
-        return f"rapidocr-onnxruntime-{importlib.metadata.version('rapidocr-onnxruntime')}@{digests}+crop-v3{narrow}"
+        return f"{package}@{digests}+{self.fallback.version}+crop-v4{narrow}"
 
     def load(self) -> None:
+        self.fallback.load()
         if self._ocr is not None:
             return
         from rapidocr_onnxruntime import RapidOCR  # heavy import, only where the family is used
@@ -213,7 +232,8 @@ class PlateFamily:
             return []
         results, _ = self._ocr.text_rec([rectified_crop(bgr, q) for q in quads])
         return [
-            PlateRead(quad_to_box(q), str(text), float(conf)) for q, (text, conf) in zip(quads, results, strict=True)
+            PlateRead(quad_to_box(q), str(text), float(conf), self.recogniser)
+            for q, (text, conf) in zip(quads, results, strict=True)
         ]
 
     def first_reads(self, bgr: NDArray[np.uint8], candidates: Sequence[Candidate]) -> list[tuple[Candidate, PlateRead]]:
@@ -235,23 +255,24 @@ class PlateFamily:
 
     def read(self, bgr: NDArray[np.uint8], candidates: Sequence[Candidate]) -> list[PlateRead]:
         """Reads of the candidates (`first_reads`); small lines whose read fits no plate format and is
-        not a sure word are refined and read again.
+        not a sure word are refined and read again; then the fallback (`FallbackRecogniser.reread`).
 
         Of the two reads the better wins: one that fits a known format, then the higher confidence.
         """
         pairs = self.first_reads(bgr, candidates)
         reads = [read for _, read in pairs]
+        quads = [candidate.quad for candidate, _ in pairs]
         retry = [
             i for i, (candidate, read) in enumerate(pairs)
             if quad_to_box(candidate.quad).h * candidate.scale < REFINE_BELOW_DET_PX and not fits_plate(read)
             and not is_confident_word(read.raw, read.confidence, WORD_CONFIDENCE)
         ][:MAX_REFINED]
-        refined = {i: self.refine(bgr, pairs[i][0].quad) for i in retry}
-        again = [i for i, quad in refined.items() if quad is not None]
-        for i, read in zip(again, self.recognise(bgr, [q for q in refined.values() if q is not None]), strict=True):
+        refined = {i: quad for i in retry if (quad := self.refine(bgr, pairs[i][0].quad)) is not None}
+        for (i, quad), read in zip(refined.items(), self.recognise(bgr, list(refined.values())), strict=True):
             if (fits_plate(read), read.confidence) > (fits_plate(reads[i]), reads[i].confidence):
-                reads[i] = read
-        return reads
+                reads[i], quads[i] = read, quad
+        regions = [candidate.vehicle for candidate, _ in pairs]
+        return self.fallback.reread(bgr, regions, quads, reads, self.min_confidence)
 
     def detect(self, image: RGBImage, vehicles: Sequence[Box] | None = None) -> list[Detection]:
         """Plates in an (H, W, 3) uint8 RGB photo; `vehicles` (boxes in the same pixels) narrow the search.

