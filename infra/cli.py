@@ -1,7 +1,7 @@
 """The `witness` console: one entry point for operators, data engineers and investigators.
 
     witness demo              # the whole product locally: staff, case, uploads, extraction, audited searches
-    witness extract [--runner DaskRunner --beam-arg=--dask_client_address=127.0.0.1:8786]
+    witness extract [--runner DaskRunner --beam-arg=--dask_client_address=127.0.0.1:8786] [--retry-failed]
     witness up                # local S3 server + API in the foreground
     witness serve             # the API alone (production)
     witness s3 start|stop     # the local S3 server alone
@@ -98,6 +98,10 @@ def extract(
     runner: Annotated[str, typer.Option(help="Beam runner: DirectRunner, DaskRunner, PortableRunner")] = "DirectRunner",
     models: Annotated[str | None, typer.Option(help="faces,objects,plates or none; default: all installed")] = None,
     beam_arg: Annotated[list[str] | None, typer.Option(help="extra Beam flag (repeatable); infra/RUNNERS.md")] = None,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed",
+        help="also extract again the photos on which one of these model families raised (model_failed), "
+             "e.g. after the family was fixed")] = False,
 ) -> None:
     """Extract place, time, thumbnails (and detections) from every photo not yet processed."""
     from beam_jobs.pipeline.launcher import parse_models, run_extract, summary_table
@@ -109,7 +113,8 @@ def extract(
         local_stack.start_local_s3(settings)
     try:
         summary = run_extract(
-            ExtractSettings(), runner=runner, beam_args=beam_arg or [], models=parse_models(models), console=console
+            ExtractSettings(), runner=runner, beam_args=beam_arg or [], models=parse_models(models), console=console,
+            retry_failed=retry_failed,
         )
     except LeaseHeld as error:
         console.print(f"[red]not started:[/red] {error}")

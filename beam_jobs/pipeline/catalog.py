@@ -2,7 +2,8 @@
 
     extract/state.json                       {"runs": [...committed run ids, oldest first], "processed": [...]}
     extract/runs/<run_id>/photos-00000.parquet, dead_letters-*.parquet, detections-*.parquet
-    extract/runs/<run_id>/_SUCCESS.json      parts (key, rows, sha256) and the manifests the run processed
+    extract/runs/<run_id>/_SUCCESS.json      parts (key, rows, sha256), the manifests the run processed and the
+                                             model families it ran (`beam_jobs.pipeline.retry` reads them)
 
 A run is committed by writing `_SUCCESS.json`, then state.json. Readers follow state.json only, so a run
 that crashed before its commit is ignored and the next run redoes its manifests. Erasure
@@ -171,10 +172,12 @@ def read_success(client: Minio, bucket: str, run_id: str) -> dict[str, Any]:
 
 
 def commit_run(
-    client: Minio, bucket: str, run_id: str, *, parts: Sequence[PartInfo], manifests: Sequence[str], extracted_by: str
+    client: Minio, bucket: str, run_id: str, *, parts: Sequence[PartInfo], manifests: Sequence[str], extracted_by: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> CatalogState:
-    """Write the run's `_SUCCESS.json`, then add it to state.json; returns the new state."""
-    write_success(client, bucket, run_id, parts=parts, manifests=manifests, extracted_by=extracted_by)
+    """Write the run's `_SUCCESS.json` (`extra`: more fields, e.g. the model families it ran), then add it to
+    state.json; returns the new state."""
+    write_success(client, bucket, run_id, parts=parts, manifests=manifests, extracted_by=extracted_by, extra=extra)
     return update_state(client, bucket, lambda state: with_run(state, run_id, manifests))
 
 

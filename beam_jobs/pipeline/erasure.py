@@ -214,7 +214,9 @@ def _redact_run(client: Minio, catalog_bucket: str, derived_bucket: str, run_id:
         raise RunVerificationError(f"redacted run {new_id}: parts read back differ from the parts written")
     write_success(client, catalog_bucket, new_id, parts=parts, manifests=success["manifests"],
                   extracted_by=success["extracted_by"],
-                  extra={"redacts": run_id, "redacted_rows": dict(sorted(removed.items()))})
+                  extra={"redacts": run_id, "redacted_rows": dict(sorted(removed.items())),
+                         # the families the run ran, so a redacted copy still settles retried failures
+                         **({"families": success["families"]} if "families" in success else {})})
     outcome.derived_deleted += _delete_keys(client, derived_bucket, images)
     replace_run(client, catalog_bucket, run_id, new_id)
     # Conditional writes mean no commit can undo the swap; this fresh read guards the deletion that follows anyway.
