@@ -10,7 +10,14 @@ client for the direct path), from psutil. The API runs in its own process so its
 With `--rounds N` each level runs direct-then-API N times (new objects each round) and the table shows the
 median of each column over the rounds (every round is in the JSON): on a shared machine one round is noise.
 
+`--topologies shared,isolated` runs each round in both CPU topologies, one after the other: *shared* (every
+process may run on every core, the default) and *isolated* (every thread of the S3 server pinned to CPU 0, the API
+process and this client to CPU 1, for both paths), which keeps the store off the API's core as production does with
+MinIO on its own hosts. Each row then also gives how busy each core was (from /proc/stat, so other people's jobs
+on the machine count too), to show when the client's core, not the API, is the limit.
+
     .venv/bin/python -m bench.ingest --uploads 64 --levels 8,32,64 --rounds 3 --out bench-ingest.json   # repo root
+    .venv/bin/python -m bench.ingest --uploads 32 --rounds 3 --topologies shared,isolated --out ...  # both, alternating
 
 Everything binds to 127.0.0.1 in a temporary folder. The workload (`tests/reliability/workload.py`) is the one the
 reliability tests upload, so the benchmark and the no-loss tests measure the same thing.
@@ -30,6 +37,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
 from multiprocessing.synchronize import Event as EventType
@@ -104,6 +112,100 @@ class CpuMeter:
         return readings
 
 
+def core_times() -> list[tuple[float, float]]:
+    """(busy, total) CPU seconds of each core since boot, from /proc/stat: every process counts, ours or not."""
+    readings = []
+    for core in psutil.cpu_times(percpu=True):
+        total = sum(core)
+        readings.append((total - core.idle - getattr(core, "iowait", 0.0), total))
+    return readings
+
+
+def busy_fractions(before: list[tuple[float, float]], after: list[tuple[float, float]]) -> list[float]:
+    """How busy each core was between two `core_times()` readings (0 to 1)."""
+    return [(b1 - b0) / max(t1 - t0, 1e-9) for (b0, t0), (b1, t1) in zip(before, after, strict=True)]
+
+
+# ---- CPU topology -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Which cores the S3 server may run on, and which the API process and this client may run on."""
+
+    name: str
+    storage_cpus: frozenset[int]
+    service_cpus: frozenset[int]
+
+
+def topology_named(name: str, available: frozenset[int]) -> Topology:
+    """`shared`: everything on every core we may use; `isolated`: the S3 server on the first core, the rest on the
+    second, so the store never takes the API's cycles (and the API's path is measured as if MinIO were remote)."""
+    if name == "shared":
+        return Topology(name, available, available)
+    if name == "isolated":
+        if len(available) < 2:
+            raise SystemExit(f"--topologies isolated needs two cores; this process may use {sorted(available)}")
+        first, second, *_ = sorted(available)
+        return Topology(name, frozenset({first}), frozenset({second}))
+    raise SystemExit(f"--topologies: unknown topology {name!r} (known: shared, isolated)")
+
+
+def thread_ids(pid: int, *, children: bool) -> set[int]:
+    """Every thread of `pid`, and of its descendants with `children` (Linux keeps a CPU affinity per thread)."""
+    ids: set[int] = set()
+    root = psutil.Process(pid)
+    for process in [root, *(root.children(recursive=True) if children else [])]:
+        try:
+            ids.update(int(tid) for tid in os.listdir(f"/proc/{process.pid}/task"))
+        except FileNotFoundError:  # the process ended between the listing and this read
+            continue
+    return ids
+
+
+def pin(pid: int, cpus: frozenset[int], *, children: bool = True) -> None:
+    """Pin every thread of `pid` (children included) to `cpus`. A new thread inherits its creator's affinity, so a
+    thread started during the walk may carry the old one: walk again until a pass finds no thread not yet pinned."""
+    pinned: set[int] = set()
+    while pending := thread_ids(pid, children=children) - pinned:
+        for tid in pending:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except ProcessLookupError:  # the thread ended meanwhile
+                pass
+        pinned |= pending
+
+
+def affinities(pid: int, *, children: bool = True) -> list[list[int]]:
+    """The distinct CPU sets the threads of `pid` may run on (one set when the pinning held)."""
+    found = set()
+    for tid in thread_ids(pid, children=children):
+        try:
+            found.add(tuple(sorted(os.sched_getaffinity(tid))))
+        except ProcessLookupError:
+            continue
+    return [list(cpus) for cpus in sorted(found)]
+
+
+def apply_topology(topology: Topology, *, s3_pid: int, api_pid: int) -> None:
+    pin(s3_pid, topology.storage_cpus)
+    pin(api_pid, topology.service_cpus)
+    # The clients of both paths (their threads start after this); not this process's children, which include
+    # the API process and may include the S3 server.
+    pin(os.getpid(), topology.service_cpus, children=False)
+
+
+def checked_affinities(topology: Topology, *, s3_pid: int, api_pid: int) -> dict[str, list[list[int]]]:
+    """Each process's thread affinities after a round; raises if a thread escaped its topology's cores."""
+    found = {"s3": affinities(s3_pid), "api": affinities(api_pid), "client": affinities(os.getpid(), children=False)}
+    wanted = {"s3": topology.storage_cpus, "api": topology.service_cpus, "client": topology.service_cpus}
+    for name, sets in found.items():
+        if sets != [sorted(wanted[name])]:
+            raise RuntimeError(f"{topology.name}: threads of the {name} process may run on {sets}, "
+                               f"not only on {sorted(wanted[name])}")
+    return found
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -121,16 +223,16 @@ def run_level(
                           content_type="image/jpeg")
         latencies.append(time.perf_counter() - started)
 
-    before, started = meter.read(), time.perf_counter()
+    before, cores, started = meter.read(), core_times(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         list(pool.map(put, range(len(photos))))
-    direct_s, after = time.perf_counter() - started, meter.read()
+    direct_s, after, direct_busy = time.perf_counter() - started, meter.read(), busy_fractions(cores, core_times())
     direct_cpu = {name: after[name] - before[name] for name in after}
 
     api_photos = photos.retagged(f"{photos.tag}-api")
-    before, started = meter.read(), time.perf_counter()
+    before, cores, started = meter.read(), core_times(), time.perf_counter()
     outcomes = upload_all(base_url, event_id, api_photos, clients=clients, deadline_s=600)
-    api_s, after = time.perf_counter() - started, meter.read()
+    api_s, after, api_busy = time.perf_counter() - started, meter.read(), busy_fractions(cores, core_times())
     api_cpu = {name: after[name] - before[name] for name in after}
     acked = [o for o in outcomes if o.status == 201]
     if len(acked) != len(outcomes):
@@ -152,6 +254,14 @@ def run_level(
         "api_cpu_s_per_mb": (api_cpu["api"] + api_cpu["s3"]) / megabytes,
         "direct_cpu_s_per_mb": (direct_cpu["s3"] + direct_cpu["client"]) / megabytes,
         "cpu_s": {"direct": direct_cpu, "api": api_cpu},
+        # CPU ms per MB of each process on each path (all threads; the direct path's "api" is the idle API)
+        **{f"api_path_{name}_ms_mb": 1000 * api_cpu[name] / megabytes for name in api_cpu},
+        **{f"direct_{name}_ms_mb": 1000 * direct_cpu[name] / megabytes for name in direct_cpu},
+        # cores each process kept busy on average (CPU seconds per second of the path's run)
+        **{f"api_path_{name}_cores": api_cpu[name] / api_s for name in api_cpu},
+        **{f"direct_{name}_cores": direct_cpu[name] / direct_s for name in direct_cpu},
+        **{f"api_path_core{index}_busy": busy for index, busy in enumerate(api_busy)},
+        **{f"direct_core{index}_busy": busy for index, busy in enumerate(direct_busy)},
     }
 
 
@@ -167,17 +277,63 @@ def median_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def run_levels(
+    *, levels: list[int], rounds: int, topologies: list[Topology], photos: PhotoSet, base_url: str, event_id: str,
+    direct: Minio, meter: CpuMeter, s3_pid: int, api_pid: int, console: Console,
+) -> list[dict[str, Any]]:
+    """Per level, `rounds` rounds; within a round each topology in turn (direct then API in each), so the
+    topologies alternate and share the machine's drift. One summary per (level, topology)."""
+    results: list[dict[str, Any]] = []
+    for clients in levels:
+        done: dict[str, list[dict[str, Any]]] = {topology.name: [] for topology in topologies}
+        for round_index in range(rounds):
+            for topology in topologies:
+                console.print(f"{clients} clients, round {round_index + 1}/{rounds}, {topology.name} ...")
+                apply_topology(topology, s3_pid=s3_pid, api_pid=api_pid)
+                result = run_level(clients=clients, photos=photos.retagged(f"c{clients}r{round_index}{topology.name}"),
+                                   base_url=base_url, event_id=event_id, direct=direct, meter=meter)
+                result["affinity"] = checked_affinities(topology, s3_pid=s3_pid, api_pid=api_pid)
+                done[topology.name].append(result)
+        results.extend({"topology": name, **median_of_rounds(runs)} for name, runs in done.items())
+    return results
+
+
+def print_table(console: Console, results: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    for column in ("topology", "clients", "MB", "direct MB/s", "API MB/s", "ratio", "ratio per round",
+                   "API p50 / p99 s", "direct p50 / p99 s", "API path ms/MB api / s3 / client",
+                   "direct ms/MB s3 / client", "cores busy API path", "cores busy direct", "retries"):
+        table.add_column(column, justify="right")
+    for r in results:
+        cores = sorted(int(name[len("api_path_core"):-len("_busy")]) for name in r if name.startswith("api_path_core"))
+        table.add_row(
+            r["topology"], str(r["clients"]), f"{r['megabytes']:.0f}", f"{r['direct_mb_s']:.1f}",
+            f"{r['api_mb_s']:.1f}", f"{r['ratio']:.2f}", " ".join(f"{x['ratio']:.2f}" for x in r["rounds"]),
+            f"{r['api_p50_s']:.2f} / {r['api_p99_s']:.2f}", f"{r['direct_p50_s']:.2f} / {r['direct_p99_s']:.2f}",
+            f"{r['api_path_api_ms_mb']:.1f} / {r['api_path_s3_ms_mb']:.1f} / {r['api_path_client_ms_mb']:.1f}",
+            f"{r['direct_s3_ms_mb']:.1f} / {r['direct_client_ms_mb']:.1f}",
+            " ".join(f"{r[f'api_path_core{c}_busy']:.2f}" for c in cores),
+            " ".join(f"{r[f'direct_core{c}_busy']:.2f}" for c in cores), str(r["api_retries"]),
+        )
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=128, help="photos per level and path")
     parser.add_argument("--levels", default="8,32,64", help="concurrent clients, comma-separated")
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--rounds", type=int, default=1, help="direct-then-API rounds per level; medians shown")
+    parser.add_argument("--topologies", default="shared",
+                        help="comma-separated, run in turn within each round: shared (default), isolated "
+                             "(S3 server on one core, the API and the clients on another)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.levels.split(",")]
+    available = frozenset(os.sched_getaffinity(0))
+    topologies = [topology_named(name.strip(), available) for name in args.topologies.split(",")]
 
-    console = Console(width=170)  # the table, whole, also when piped to a log
+    console = Console(width=230)  # the table, whole, also when piped to a log
     with tempfile.TemporaryDirectory(prefix="witness-bench-ingest-") as scratch:
         root = Path(scratch)
         port = s3server.find_free_port_base()
@@ -197,29 +353,19 @@ def main(argv: list[str] | None = None) -> None:
             photos = synthetic_photos(args.uploads, seed=args.seed)
             with api_process(settings) as api_pid:
                 meter = CpuMeter({"api": api_pid, "s3": server.pid, "client": os.getpid()})
-                base_url = f"http://{settings.host}:{settings.port}"
-                results = []
-                for clients in levels:
-                    rounds = []
-                    for round_index in range(args.rounds):
-                        console.print(f"{clients} clients, round {round_index + 1}/{args.rounds} ...")
-                        rounds.append(run_level(clients=clients, photos=photos.retagged(f"c{clients}r{round_index}"),
-                                                base_url=base_url, event_id=event_id, direct=direct, meter=meter))
-                    results.append(median_of_rounds(rounds))
+                try:
+                    results = run_levels(
+                        levels=levels, rounds=args.rounds, topologies=topologies, photos=photos,
+                        base_url=f"http://{settings.host}:{settings.port}", event_id=event_id, direct=direct,
+                        meter=meter, s3_pid=server.pid, api_pid=api_pid, console=console,
+                    )
+                finally:
+                    pin(os.getpid(), available, children=False)
         finally:
             s3server.stop(root / "s3")
 
-    title = f"Ingest: API vs direct put_object ({args.uploads} photos per level and path, median of {args.rounds})"
-    table = Table(title=title)
-    for column in ("clients", "MB", "direct MB/s", "API MB/s", "ratio", "API p50 s", "API p99 s",
-                   "direct p50 s", "direct p99 s", "API CPU s/MB", "direct CPU s/MB", "retries"):
-        table.add_column(column, justify="right")
-    for r in results:
-        table.add_row(str(r["clients"]), f"{r['megabytes']:.0f}", f"{r['direct_mb_s']:.1f}", f"{r['api_mb_s']:.1f}",
-                      f"{r['ratio']:.2f}", f"{r['api_p50_s']:.2f}", f"{r['api_p99_s']:.2f}",
-                      f"{r['direct_p50_s']:.2f}", f"{r['direct_p99_s']:.2f}", f"{r['api_cpu_s_per_mb']:.3f}",
-                      f"{r['direct_cpu_s_per_mb']:.3f}", str(r["api_retries"]))
-    console.print(table)
+    print_table(console, results, f"Ingest: API vs direct put_object ({args.uploads} photos per level and path, "
+                                  f"median of {args.rounds})")
     report = {
         "benchmark": "ingest",
         "command": "python -m bench.ingest " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -227,6 +373,8 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1e9, 1)},
         "rounds": args.rounds,
+        "topologies": {t.name: {"storage_cpus": sorted(t.storage_cpus), "service_cpus": sorted(t.service_cpus)}
+                       for t in topologies},
         "api_write_verification": str(verification),
         "results": results,
     }

@@ -181,17 +181,18 @@ def other_live_references(*, session: Session, sha256: str, submission_id: str) 
 
 
 def record_upload(*, session: Session, upload: Upload) -> Upload:
-    """Insert an upload; the same bytes in the same submission give back the existing row, also when another
-    request (a retry racing its first attempt) inserts them between the read and the insert."""
-    query = select(Upload).where(Upload.submission_id == upload.submission_id, Upload.sha256 == upload.sha256)
-    existing = session.scalars(query).one_or_none()
-    if existing is not None:
-        return existing
+    """Insert and commit an upload; the same bytes in the same submission give back the existing row.
+
+    The insert comes first and the unique constraint (submission, SHA-256) decides: a new photo, the usual case,
+    costs one statement instead of a read and then the insert, and a retry, or a retry racing its first attempt,
+    loses on the constraint and reads the row that won.
+    """
     session.add(upload)
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
+        query = select(Upload).where(Upload.submission_id == upload.submission_id, Upload.sha256 == upload.sha256)
         return session.scalars(query).one()
     return upload
 

@@ -17,7 +17,7 @@ from infra.storage.integrity import IntegrityError, Verification
 from ingest_api.db import repository
 from ingest_api.db.models import Upload
 from ingest_api.services.limits import check_submission_budget
-from ingest_api.services.sniff import RejectedUpload, sniff_image
+from ingest_api.services.sniff import RejectedUpload, SniffedImage, sniff_image
 from ingest_api.services.spool import SpooledBody
 from ingest_api.settings import AbuseLimits
 
@@ -80,16 +80,17 @@ class IngestService:
         refused (422). With a token the key is not needed and ignored: that upload is idempotent already.
 
         The submission (and its key) is committed before anything is written to S3, so a manifest always names a
-        submission the retry can find. Database sessions are short and never span an S3 call: a connection held
-        across the store would cap the number of uploads in flight at the size of the connection pool.
+        submission the retry can find; the upload row only after the original and its manifest are stored and
+        proven. That is two transactions per photo, each in one short session: the checks and the submission,
+        then the upload row. Neither spans an S3 call: a connection held across the store would cap the number
+        of uploads in flight at the size of the connection pool.
         """
         if submission_token is not None:
             submission_token_sha256 = repository.hash_token(submission_token)
-        submission_id = self._open_submission_id(event_id, submission_token_sha256, body)
-        image = sniff_image(body.file, max_pixels=self.max_pixels)
-        new_token = None
-        if submission_id is None:
-            submission_id, new_token = self._new_submission(event_id, idempotency_key, body.sha256)
+        with self.sessions() as session:
+            submission_id, image, new_token = self._open_submission(
+                session, event_id, submission_token_sha256, idempotency_key, body
+            )
         received_at = datetime.now(UTC)
         stored = self._store(body, image.media_type)
         manifest = manifest_key(event_id=event_id, submission_id=submission_id, sha256=body.sha256)
@@ -144,39 +145,53 @@ class IngestService:
             submission_token=new_token,
         )
 
-    def _open_submission_id(self, event_id: str, token_sha256: str | None, body: SpooledBody) -> str | None:
-        """Check the event accepts uploads and the token names one of its live submissions; its id, or None
-        when there is no token (a submission is opened once the photo is sniffed, before it is stored)."""
-        with self.sessions() as session:
-            event = repository.get_event(session=session, event_id=event_id)
-            if event is None:
-                raise RejectedUpload("unknown_event", f"no event with id {event_id!r}", status=404)
-            if not event.accepts_uploads:
-                raise RejectedUpload("event_closed", f"event {event_id!r} no longer accepts uploads", status=410)
-            if token_sha256 is None:
-                return None
-            submission = repository.submission_for_token_hash(session=session, token_sha256=token_sha256)
-            if submission is None or submission.event_id != event_id:
-                raise RejectedUpload("bad_token", "the submission token is not valid for this event", 401)
-            if submission.withdrawn_at is not None:
-                raise RejectedUpload("withdrawn", "this submission was withdrawn by the witness", 410)
-            if self.limits is not None and not repository.holds_upload(
-                session=session, submission_id=submission.id, sha256=body.sha256
-            ):
-                files, size = repository.submission_totals(session=session, submission_id=submission.id)
-                check_submission_budget(self.limits, files=files + 1, size=size + body.size)
-            return submission.id
+    def _open_submission(
+        self, session: Session, event_id: str, token_sha256: str | None, idempotency_key: str | None,
+        body: SpooledBody,
+    ) -> tuple[str, SniffedImage, str | None]:
+        """(submission id, the sniffed image, the new token or None) for this upload, in one session.
 
-    def _new_submission(self, event_id: str, idempotency_key: str | None, sha256: str) -> tuple[str, str]:
-        """(id, token) of a new submission, or of the one `idempotency_key` opened for these bytes before."""
-        with self.sessions() as session:
-            if idempotency_key is None:
-                created = repository.create_submission(session=session, event_id=event_id)
-                return created.submission.id, created.token
-            keyed = repository.open_submission_for_key(
-                session=session, event_id=event_id, idempotency_key=idempotency_key, request_sha256=sha256,
-                now=datetime.now(UTC), ttl=self.idempotency_ttl,
-            )
+        Checks that the event accepts uploads and that a token names one of its live submissions (within its
+        budget); sniffs the photo; without a token opens the submission, committed. Refusals keep their order:
+        the event, then the token, then the bytes, and nothing is written for a refused photo."""
+        event = repository.get_event(session=session, event_id=event_id)
+        if event is None:
+            raise RejectedUpload("unknown_event", f"no event with id {event_id!r}", status=404)
+        if not event.accepts_uploads:
+            raise RejectedUpload("event_closed", f"event {event_id!r} no longer accepts uploads", status=410)
+        if token_sha256 is not None:
+            submission_id = self._check_submission(session, event_id, token_sha256, body)
+            return submission_id, sniff_image(body.file, max_pixels=self.max_pixels), None
+        # Header only (no pixels decoded): the connection this session holds waits well under a millisecond.
+        image = sniff_image(body.file, max_pixels=self.max_pixels)
+        submission_id, token = self._new_submission(session, event_id, idempotency_key, body.sha256)
+        return submission_id, image, token
+
+    def _check_submission(self, session: Session, event_id: str, token_sha256: str, body: SpooledBody) -> str:
+        """The id of the live submission of `event_id` whose token hashes to `token_sha256`, if it has room."""
+        submission = repository.submission_for_token_hash(session=session, token_sha256=token_sha256)
+        if submission is None or submission.event_id != event_id:
+            raise RejectedUpload("bad_token", "the submission token is not valid for this event", 401)
+        if submission.withdrawn_at is not None:
+            raise RejectedUpload("withdrawn", "this submission was withdrawn by the witness", 410)
+        if self.limits is not None and not repository.holds_upload(
+            session=session, submission_id=submission.id, sha256=body.sha256
+        ):
+            files, size = repository.submission_totals(session=session, submission_id=submission.id)
+            check_submission_budget(self.limits, files=files + 1, size=size + body.size)
+        return submission.id
+
+    def _new_submission(
+        self, session: Session, event_id: str, idempotency_key: str | None, sha256: str
+    ) -> tuple[str, str]:
+        """(id, token) of a new submission, committed, or of the one `idempotency_key` opened for these bytes."""
+        if idempotency_key is None:
+            created = repository.create_submission(session=session, event_id=event_id)
+            return created.submission.id, created.token
+        keyed = repository.open_submission_for_key(
+            session=session, event_id=event_id, idempotency_key=idempotency_key, request_sha256=sha256,
+            now=datetime.now(UTC), ttl=self.idempotency_ttl,
+        )
         if keyed.request_sha256 != sha256:
             raise RejectedUpload(
                 "idempotency_key_reused",
