@@ -49,11 +49,14 @@ log = logging.getLogger(__name__)
 TUS_HEADER = {"Tus-Resumable": "1.0.0"}
 
 
-async def _sweep_forever(resumable: ResumableUploads, interval_s: float) -> None:
+async def _sweep_forever(resumable: ResumableUploads, ingest: IngestService, interval_s: float) -> None:
     while True:
         removed = await asyncio.to_thread(resumable.sweep)
         if removed:
             log.info("removed %d expired resumable uploads", len(removed))
+        keys = await asyncio.to_thread(ingest.sweep_idempotency_keys)
+        if keys:
+            log.info("removed %d expired Idempotency-Key rows", keys)
         await asyncio.sleep(interval_s)
 
 
@@ -121,7 +124,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
             daemon=True,
         )
         sealer.start()
-        sweeper = asyncio.create_task(_sweep_forever(app.state.resumable, settings.resumable_sweep_interval_s))
+        sweeper = asyncio.create_task(
+            _sweep_forever(app.state.resumable, app.state.ingest_service, settings.resumable_sweep_interval_s)
+        )
         app.state.search = SearchService.from_settings(settings.s3, client=client, state_dir=settings.state_dir)
         search_refresher = asyncio.create_task(app.state.search.refresh_forever(REFRESH_INTERVAL_S))
         yield

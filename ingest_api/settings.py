@@ -66,7 +66,8 @@ class ApiSettings(BaseSettings):
     )
     contact_key_id: str = Field(default="local", max_length=32, description="stored beside each ciphertext")
     resumable_expiry_s: int = Field(default=24 * 3600, ge=1, description="unfinished uploads are removed after this")
-    resumable_sweep_interval_s: float = Field(default=300.0, gt=0)
+    resumable_sweep_interval_s: float = Field(default=300.0, gt=0, description="how often expired resumable uploads "
+                                              "and expired Idempotency-Key rows are removed")
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60,
                                    description="a photo POST's Idempotency-Key names the same submission this long")
     limits: AbuseLimits = AbuseLimits()

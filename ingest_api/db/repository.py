@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -178,6 +178,15 @@ def other_live_references(*, session: Session, sha256: str, submission_id: str) 
         )
     )
     return int(count or 0)
+
+
+def delete_expired_idempotency_keys(*, session: Session, now: datetime, ttl: timedelta) -> int:
+    """Delete the key rows older than `ttl` and commit; returns how many. Such a row no longer leads anywhere
+    (`open_submission_for_key` rebinds it), so deleting it changes no answer: it only stops the table growing
+    with every tokenless upload. Submissions stay (uploads refer to them)."""
+    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at <= now - ttl))
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def record_upload(*, session: Session, upload: Upload) -> Upload:

@@ -60,6 +60,12 @@ class IngestService:
     # Per-submission budgets (files, bytes); None leaves them unchecked (the resumable path checks its own).
     limits: AbuseLimits | None = None
 
+    def sweep_idempotency_keys(self, now: datetime | None = None) -> int:
+        """Delete Idempotency-Key rows past `idempotency_ttl` (they lead nowhere any more); returns how many."""
+        with self.sessions() as session:
+            return repository.delete_expired_idempotency_keys(
+                session=session, now=now or datetime.now(UTC), ttl=self.idempotency_ttl)
+
     def accept_photo(
         self,
         *,

@@ -141,6 +141,20 @@ def test_an_expired_key_opens_a_new_submission(sessions: sessionmaker[Session], 
         assert old is not None and old.id == first.submission.id
 
 
+def test_the_sweep_deletes_only_expired_keys_and_an_expired_key_still_opens_a_new_submission(
+    sessions: sessionmaker[Session], event_id: str
+) -> None:
+    old = open_for_key(sessions, event_id, "key-old", now=NOW - TTL)
+    fresh = open_for_key(sessions, event_id, "key-fresh", now=NOW - TTL + timedelta(seconds=1))
+    with sessions() as session:
+        assert repository.delete_expired_idempotency_keys(session=session, now=NOW, ttl=TTL) == 1
+        assert session.scalars(select(IdempotencyKey.submission_id)).all() == [fresh.submission.id]
+        assert session.get(Submission, old.submission.id) is not None  # submissions are kept
+    again = open_for_key(sessions, event_id, "key-old")
+    assert again.opened and again.submission.id != old.submission.id
+    assert not open_for_key(sessions, event_id, "key-fresh").opened
+
+
 def test_racing_requests_with_one_new_key_open_one_submission(sessions: sessionmaker[Session], event_id: str) -> None:
     key = str(uuid.uuid4())
     results = in_threads(8, lambda: open_for_key(sessions, event_id, key))
