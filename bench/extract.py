@@ -10,8 +10,9 @@ originals + manifests, one copy per measured path, then measures
          the Dask cluster with 1 and 2 single-threaded workers (started beforehand and the job's modules
          imported on workers and scheduler, as on a standing cluster; model loading and each worker's first
          time-zone / place-name lookups count). Stage times inside the job come from sampling the threads that
-         run bundles every 10 ms (in process; Dask workers sample themselves the same way, `Client.profile`),
-         or from the job's own Beam metrics where the bundles run in subprocesses (multi_processing).
+         run bundles every 10 ms (in process; Dask workers sample themselves the same way, `Client.profile`,
+         only in the `*_dask_defaults` runs: the cluster's QUIET_CONFIG turns that profiler off, and its CPU
+         is counted), or from the job's own Beam metrics where the bundles run in subprocesses (multi_processing).
 The loop runs first and again after every job path; each job is compared with the mean of the loop runs on either
 side of it (the machine is shared and its load moves within minutes).
 
@@ -79,8 +80,14 @@ RUNS: dict[str, tuple[str, list[str], int]] = {  # name -> runner, flags, Dask w
     "multi_processing_x2": ("DirectRunner", ["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 0),
     "dask_1": ("DaskRunner", [], 1),
     "dask_2": ("DaskRunner", [], 2),
+    "dask_1_dask_defaults": ("DaskRunner", [], 1),
+    "dask_2_dask_defaults": ("DaskRunner", [], 2),
 }
-ONE_PROCESS_PER_CORE = {"multi_processing_x2", "dask_2"}  # where --model-threads applies (2 cores here)
+# Clusters with Dask's own configuration (profiler on: stage times) instead of dask_cluster.QUIET_CONFIG; not run
+# unless named in --runs.
+DASK_DEFAULTS_RUNS = {"dask_1_dask_defaults", "dask_2_dask_defaults"}
+# where --model-threads applies (2 cores here)
+ONE_PROCESS_PER_CORE = {"multi_processing_x2", "dask_2", "dask_2_dask_defaults"}
 MODEL_FILES = {"models/faces.py": "model.faces", "models/objects.py": "model.objects",
                "models/plates.py": "model.plates", "models/plate_geometry.py": "model.plates",
                "models/plate_ranking.py": "model.plates"}
@@ -241,7 +248,8 @@ def job(settings: ExtractSettings, families: list[str], name: str, tmp: Path) ->
         stages = stage_seconds(tree) if not flags else metric_stages(summary)
         return described(summary, stages, cpu=cpu_seconds_here() - cpu)
     data_dir = tmp / f"dask-{name}"
-    cluster = dask_cluster.start(data_dir, port=dask_cluster.free_port(), workers=workers, nthreads=1)
+    config = dask_cluster.DASK_DEFAULTS if name in DASK_DEFAULTS_RUNS else dask_cluster.QUIET_CONFIG
+    cluster = dask_cluster.start(data_dir, port=dask_cluster.free_port(), workers=workers, nthreads=1, config=config)
     try:
         with Client(cluster.address, timeout=10) as client:
             # A standing cluster has imported the job's modules long before (the scheduler too: it unpickles the
@@ -256,7 +264,7 @@ def job(settings: ExtractSettings, families: list[str], name: str, tmp: Path) ->
                 f"--dask_client_address={cluster.address}", f"--dask_npartitions={npartitions}"])
             cpu = cpu_seconds_here() + cluster_cpu_seconds(client) - cpu
             time.sleep(1.5)  # workers keep the profile of the current 1 s cycle to themselves until it ends
-            tree = client.profile(start=started, stop=time.time())
+            tree = client.profile(start=started, stop=time.time())  # empty with the profiler off
         return described(summary, stage_seconds(tree), cpu=cpu, npartitions=npartitions, job_code=sorted(code))
     finally:
         dask_cluster.stop(data_dir)
@@ -496,7 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=64)
     parser.add_argument("--models", default=None, help="comma-separated families or 'none' (default: all installed)")
-    parser.add_argument("--runs", default=",".join(["loop", *RUNS]), help="which of: loop," + ",".join(RUNS))
+    default_runs = ["loop", *(name for name in RUNS if name not in DASK_DEFAULTS_RUNS)]
+    parser.add_argument("--runs", default=",".join(default_runs),
+                        help="which of: loop," + ",".join(RUNS))
     parser.add_argument("--model-threads", type=int, default=None,
                         help=f"WITNESS_MODEL_THREADS for {', '.join(sorted(ONE_PROCESS_PER_CORE))} (default: OpenCV's)")
     parser.add_argument("--out", type=Path, default=Path("bench-extract.json"))

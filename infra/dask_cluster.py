@@ -1,7 +1,8 @@
 """Start, wait for and stop a real dask.distributed cluster on 127.0.0.1 for the job's DaskRunner.
 
 One `dask scheduler` and N `dask worker` processes (no nanny; dashboard off, its HTTP server on loopback),
-each tracked by a PID file in the cluster's folder, like infra/s3server.py does for SeaweedFS. Used by the
+each tracked by a PID file in the cluster's folder, like infra/s3server.py does for SeaweedFS. Started with
+`QUIET_CONFIG` (no statistical profiler, a slow event-loop health check) unless told otherwise. Used by the
 tests and by hand:
 
     python -m infra.dask_cluster start .witness/dask --port 8786 --workers 2
@@ -15,6 +16,7 @@ import argparse
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,14 @@ WORKER_PID = "worker-{index}.pid"
 # --no-dashboard still starts an HTTP server (health, metrics) on 0.0.0.0 unless given an address.
 _QUIET_HTTP = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
 _SCRIPT = "import sys; from distributed.cli.{cli} import main; sys.argv[0] = 'dask {name}'; sys.exit(main())"
+# Dask's defaults suit an interactive cluster watched on its dashboard: every worker samples its task thread's stack
+# each 10 ms for the dashboard's profile, and every process times its own event loop each 20 ms. This cluster has
+# no dashboard. With them, Dask's own threads spent 51-74 CPU ms per photo of a one-photo-at-a-time job (~15 % of
+# its work), 19-34 without (docs/BENCHMARKS.md, Extraction, 2026-12-07). Keys are Dask config keys; values as Dask
+# reads them from DASK_* variables.
+QUIET_CONFIG: Mapping[str, str] = {"distributed.worker.profile.enabled": "False",
+                                   "distributed.admin.tick.interval": "1s"}
+DASK_DEFAULTS: Mapping[str, str] = {}  # Dask's own configuration (the profiler on, e.g. to read `Client.profile`)
 
 
 class DaskClusterError(Exception):
@@ -50,10 +60,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _spawn(data_dir: Path, cli: str, name: str, args: list[str], pid_name: str) -> int:
+def config_environment(config: Mapping[str, str]) -> dict[str, str]:
+    """Dask config keys as the variables Dask reads at start: `distributed.admin.tick.interval` becomes
+    `DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL` (Dask treats `-` and `_` in key names alike)."""
+    return {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): value for key, value in config.items()}
+
+
+def _spawn(data_dir: Path, cli: str, name: str, args: list[str], pid_name: str, config: Mapping[str, str]) -> int:
     command = [sys.executable, "-c", _SCRIPT.format(cli=cli, name=name), *args]
     log_path = data_dir / pid_name.replace(".pid", ".log")
-    return processes.spawn_detached(command, log_path=log_path, pid_path=data_dir / pid_name)
+    return processes.spawn_detached(command, log_path=log_path, pid_path=data_dir / pid_name,
+                                    env=config_environment(config))
 
 
 def running_pids(data_dir: Path) -> list[int]:
@@ -62,16 +79,19 @@ def running_pids(data_dir: Path) -> list[int]:
 
 
 def start(data_dir: Path, *, port: int, workers: int = 2, nthreads: int = 1, memory_limit: str = "4GiB",
-          timeout_s: float = 60.0) -> LocalDaskCluster:
-    """Start the scheduler and `workers` worker processes; return once all workers have registered."""
+          config: Mapping[str, str] = QUIET_CONFIG, timeout_s: float = 60.0) -> LocalDaskCluster:
+    """Start the scheduler and `workers` worker processes; return once all workers have registered.
+
+    `config`: Dask config keys for every process of the cluster, on top of Dask's defaults (`DASK_DEFAULTS`: none).
+    """
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if running_pids(data_dir):
         raise DaskClusterError(f"a cluster already runs from {data_dir}; stop it first")
     pids = [_spawn(data_dir, "dask_scheduler", "scheduler",
-                   ["--host", "127.0.0.1", "--port", str(port), *_QUIET_HTTP, "--no-show"], SCHEDULER_PID)]
-    pids += [add_worker(data_dir, port=port, index=index, nthreads=nthreads, memory_limit=memory_limit)
-             for index in range(workers)]
+                   ["--host", "127.0.0.1", "--port", str(port), *_QUIET_HTTP, "--no-show"], SCHEDULER_PID, config)]
+    pids += [add_worker(data_dir, port=port, index=index, nthreads=nthreads, memory_limit=memory_limit,
+                        config=config) for index in range(workers)]
     cluster = LocalDaskCluster(data_dir, port, tuple(pids))
     try:
         wait_until_ready(cluster, workers=workers, timeout_s=timeout_s)
@@ -81,14 +101,15 @@ def start(data_dir: Path, *, port: int, workers: int = 2, nthreads: int = 1, mem
     return cluster
 
 
-def add_worker(data_dir: Path, *, port: int, index: int, nthreads: int = 1, memory_limit: str = "4GiB") -> int:
+def add_worker(data_dir: Path, *, port: int, index: int, nthreads: int = 1, memory_limit: str = "4GiB",
+               config: Mapping[str, str] = QUIET_CONFIG) -> int:
     """Start worker `witness-<index>` for the scheduler on `port` (also how a lost worker is replaced); its PID."""
     data_dir = data_dir.resolve()
     return _spawn(data_dir, "dask_worker", "worker", [
         f"tcp://127.0.0.1:{port}", "--host", "127.0.0.1", *_QUIET_HTTP, "--no-nanny", "--nthreads", str(nthreads),
         "--memory-limit", memory_limit, "--name", worker_name(index),
         "--local-directory", str(data_dir / f"worker-{index}"),
-    ], WORKER_PID.format(index=index))
+    ], WORKER_PID.format(index=index), config)
 
 
 def worker_name(index: int) -> str:
@@ -136,9 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8786)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--nthreads", type=int, default=1)
+    parser.add_argument("--dask-defaults", action="store_true",
+                        help="Dask's own configuration (profiler on, 20 ms event-loop checks) instead of QUIET_CONFIG")
     args = parser.parse_args(argv)
     if args.action == "start":
-        cluster = start(args.data_dir, port=args.port, workers=args.workers, nthreads=args.nthreads)
+        config = DASK_DEFAULTS if args.dask_defaults else QUIET_CONFIG
+        cluster = start(args.data_dir, port=args.port, workers=args.workers, nthreads=args.nthreads, config=config)
         print(f"dask cluster ready at {cluster.address} (pids {', '.join(map(str, cluster.pids))})")
     else:
         print(f"stopped {stop(args.data_dir)} dask processes")
