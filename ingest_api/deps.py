@@ -1,4 +1,9 @@
-"""`Annotated` dependency aliases: routes declare what they need, tests override it."""
+"""`Annotated` dependency aliases: routes declare what they need, tests override it.
+
+The accessors are `async def` because they do no I/O: FastAPI runs a plain `def` dependency in its threadpool, so
+an upload waited for three thread hand-offs before its body was read, and took threadpool slots the storing
+needs (docs/BENCHMARKS.md, Ingest, runs 5 and 6; the gain is within the benchmark's noise). `get_guard` stays
+plain: routes call it directly."""
 
 from __future__ import annotations
 
@@ -16,27 +21,27 @@ from ingest_api.services.submissions import SubmissionService
 from ingest_api.settings import ApiSettings
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
 
-def get_ingest_service(request: Request) -> IngestService:
+async def get_ingest_service(request: Request) -> IngestService:
     service: IngestService = request.app.state.ingest_service
     return service
 
 
-def get_resumable(request: Request) -> ResumableUploads:
+async def get_resumable(request: Request) -> ResumableUploads:
     uploads: ResumableUploads = request.app.state.resumable
     return uploads
 
 
-def get_submissions(request: Request) -> SubmissionService:
+async def get_submissions(request: Request) -> SubmissionService:
     service: SubmissionService = request.app.state.submissions
     return service
 
 
-def get_positions(request: Request) -> PositionService:
+async def get_positions(request: Request) -> PositionService:
     service: PositionService = request.app.state.positions
     return service
 
@@ -46,17 +51,17 @@ def get_guard(request: Request) -> AbuseGuard:
     return guard
 
 
-def get_metrics(request: Request) -> UploadMetrics:
+async def get_metrics(request: Request) -> UploadMetrics:
     metrics: UploadMetrics = request.app.state.metrics
     return metrics
 
 
-def limit_ip(request: Request) -> None:
+async def limit_ip(request: Request) -> None:
     """Router-level dependency: count the request against its client address."""
     get_guard(request).hit_ip(request.client.host if request.client else "unknown")
 
 
-def limit_receipt_token(request: Request, token: str) -> None:
+async def limit_receipt_token(request: Request, token: str) -> None:
     """Dependency of the `/v1/receipts/{token}/...` routes: count the request against its submission token.
 
     Per address alone, someone holding a leaked token behind many addresses could rewrite the contact details or
