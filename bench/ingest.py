@@ -75,21 +75,26 @@ def api_process(settings: ApiSettings) -> Iterator[int]:
     process = context.Process(target=_serve, args=(settings, stop), name="witness-bench-api")
     process.start()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://{settings.host}:{settings.port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if not process.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the benchmark API did not start")
-            time.sleep(0.2)
+        wait_healthy(f"http://{settings.host}:{settings.port}", process)
         assert process.pid is not None
         yield process.pid
     finally:
         stop.set()
         process.join(30)
+
+
+def wait_healthy(base_url: str, process: multiprocessing.process.BaseProcess, timeout_s: float = 60) -> None:
+    """Return once the API in `process` answers /healthz; RuntimeError if it dies or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if not process.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the benchmark API did not start")
+        time.sleep(0.2)
 
 
 def _free_port() -> int:

@@ -40,7 +40,7 @@ import numpy as np
 import urllib3
 from minio import Minio
 
-from bench.ingest import _free_port, apply_topology, checked_affinities, topology_named
+from bench.ingest import _free_port, apply_topology, checked_affinities, topology_named, wait_healthy
 from infra import s3server
 from infra.storage.client import build_client, ensure_buckets
 from infra.storage.config import S3Settings
@@ -170,7 +170,7 @@ def _serve(
 
 
 PHASES = {  # name: (from, to) stamps
-    "deps (limit_ip in the pool)": ("request_start", "spool_start"),
+    "before the body (dependencies)": ("request_start", "spool_start"),
     "receive/spool": ("spool_start", "spool_end"),
     "threadpool wait": ("pool_submit", "thread_start"),
     "db txn 1 + sniff": ("thread_start", "put_start"),
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
             api.start()
             try:
                 base_url = f"http://{settings.host}:{settings.port}"
-                _wait_healthy(base_url, api)
+                wait_healthy(base_url, api)
                 assert api.pid is not None
                 for clients in levels:
                     for round_index in range(args.rounds):
@@ -328,21 +328,6 @@ def main(argv: list[str] | None = None) -> None:
         "switch_interval": args.switch_interval, "direct_form": args.direct_form, "results": results}
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
-
-
-def _wait_healthy(base_url: str, process: multiprocessing.process.BaseProcess) -> None:
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if not process.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the benchmark API did not start")
-        time.sleep(0.2)
 
 
 if __name__ == "__main__":
