@@ -97,6 +97,25 @@ def wait_healthy(base_url: str, process: multiprocessing.process.BaseProcess, ti
         time.sleep(0.2)
 
 
+@contextmanager
+def bench_s3_server(root: Path, *, max_clients: int) -> Iterator[tuple[S3Settings, s3server.LocalS3Server, Minio]]:
+    """A throw-away local S3 server under `root`, its settings, and a direct client with a connection per client
+    and no transport retries (a retried PUT would be counted twice); the project's buckets and `bench-direct`
+    exist. The server is stopped on exit."""
+    port = s3server.find_free_port_base()
+    s3 = S3Settings(endpoint=f"127.0.0.1:{port}", evidence_retention_days=1)
+    server = s3server.start(root / "s3", s3, s3_port=port)
+    try:
+        direct = Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key.get_secret_value(),
+                       secure=False, http_client=urllib3.PoolManager(maxsize=max_clients, retries=False))
+        ensure_buckets(direct, s3)
+        if not direct.bucket_exists("bench-direct"):
+            direct.make_bucket("bench-direct")
+        yield s3, server, direct
+    finally:
+        s3server.stop(root / "s3")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -341,15 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     console = Console(width=230)  # the table, whole, also when piped to a log
     with tempfile.TemporaryDirectory(prefix="witness-bench-ingest-") as scratch:
         root = Path(scratch)
-        port = s3server.find_free_port_base()
-        s3 = S3Settings(endpoint=f"127.0.0.1:{port}", evidence_retention_days=1)
-        server = s3server.start(root / "s3", s3, s3_port=port)
-        try:
-            direct = Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key.get_secret_value(),
-                           secure=False, http_client=urllib3.PoolManager(maxsize=max(levels), retries=False))
-            ensure_buckets(direct, s3)
-            if not direct.bucket_exists("bench-direct"):
-                direct.make_bucket("bench-direct")
+        with bench_s3_server(root, max_clients=max(levels)) as (s3, server, direct):
             # What the API will find when it asks the same server at start-up (recorded with the results).
             verification = choose_verification(direct, s3.buckets.derived)
             settings = bench_api_settings(s3, root / "api", _free_port())
@@ -366,8 +377,6 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 finally:
                     pin(os.getpid(), available, children=False)
-        finally:
-            s3server.stop(root / "s3")
 
     print_table(console, results, f"Ingest: API vs direct put_object ({args.uploads} photos per level and path, "
                                   f"median of {args.rounds})")

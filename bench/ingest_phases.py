@@ -37,13 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import urllib3
-from minio import Minio
 
-from bench.ingest import _free_port, apply_topology, checked_affinities, topology_named, wait_healthy
-from infra import s3server
-from infra.storage.client import build_client, ensure_buckets
-from infra.storage.config import S3Settings
+from bench.ingest import (
+    _free_port,
+    apply_topology,
+    bench_s3_server,
+    checked_affinities,
+    topology_named,
+    wait_healthy,
+)
+from infra.storage.client import build_client
 from infra.storage.evidence import store_original
 from infra.storage.integrity import Verification
 from ingest_api.settings import ApiSettings
@@ -248,16 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="witness-bench-phases-") as scratch:
         root = Path(scratch)
-        port = s3server.find_free_port_base()
-        s3 = S3Settings(endpoint=f"127.0.0.1:{port}", evidence_retention_days=1)
-        server = s3server.start(root / "s3", s3, s3_port=port)
-        try:
-            levels = [int(level) for level in args.levels.split(",")]
-            direct = Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key.get_secret_value(),
-                           secure=False, http_client=urllib3.PoolManager(maxsize=max(levels), retries=False))
-            ensure_buckets(direct, s3)
-            if not direct.bucket_exists("bench-direct"):
-                direct.make_bucket("bench-direct")
+        levels = [int(level) for level in args.levels.split(",")]
+        with bench_s3_server(root, max_clients=max(levels)) as (s3, server, direct):
             api_form = build_client(s3)
             settings = bench_api_settings(s3, root / "api", _free_port())
             event_id = create_event(settings)
@@ -320,8 +315,6 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 stop.set()
                 api.join(30)
-        finally:
-            s3server.stop(root / "s3")
     report = {"benchmark": "ingest-phases", "command": "python -m bench.ingest_phases " + " ".join(
         argv if argv is not None else sys.argv[1:]), "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "topology": args.topology,
