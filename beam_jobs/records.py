@@ -67,6 +67,9 @@ DEAD_LETTER_SCHEMA = pa.schema([
     pa.field("reason", pa.string(), nullable=False),
     pa.field("detail", pa.string(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
+    # The manifest the row came from (its event and submission, for erasure and `--retry-failed`); null only in
+    # parts written before the column existed, whose `detail` ends with ` (manifest <key>)` instead.
+    pa.field("manifest_key", pa.string()),
 ])
 
 DETECTION_SCHEMA = pa.schema([
@@ -165,6 +168,7 @@ class DeadLetter:
     reason: str
     detail: str
     run_id: str
+    manifest_key: str  # the input it came from (every input of the job is a manifest)
 
     def to_row(self) -> dict[str, object]:
         return dataclasses.asdict(self)

@@ -193,7 +193,24 @@ def read_part(client: Minio, bucket: str, part: Mapping[str, Any]) -> pa.Table:
     data = read_bytes(client, bucket, part["key"])
     if hashlib.sha256(data).hexdigest() != part["sha256"]:
         raise RunVerificationError(f"{part['key']} no longer matches its committed sha256")
-    return pq.read_table(io.BytesIO(data))
+    return conformed(part["table"], pq.read_table(io.BytesIO(data)))
+
+
+def conformed(table: str, rows: pa.Table) -> pa.Table:
+    """`rows` of a committed part in today's schema of `table`: a nullable column added since the part was written
+    reads as nulls (committed parts are never rewritten in place, so old runs keep their old schema)."""
+    schema = SCHEMAS[table]
+    if rows.schema.equals(schema):
+        return rows
+    columns = []
+    for column in schema:
+        if column.name in rows.column_names:
+            columns.append(rows.column(column.name).cast(column.type))
+        elif column.nullable:
+            columns.append(pa.nulls(rows.num_rows, column.type))
+        else:
+            raise RunVerificationError(f"a committed {table} part lacks the required column {column.name!r}")
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def read_committed(

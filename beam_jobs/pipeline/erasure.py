@@ -21,8 +21,9 @@ runs older than `abandoned_after` (crashed launches; the next launch redoes thei
 
 A photo's rows: its `photos` row (by event_id / submission_id, or a photo id in `scope.photo_ids`), its
 `detections` (by photo_id) and the dead letters of its manifest, whose key (`manifests/<event>/<submission>/...`)
-is in each dead letter's object_key or detail. A run's detections belong to photos of the same run, so the runs
-to replace are found from their photos and dead letters alone (the detections, with embeddings, are the bulk).
+is each dead letter's manifest_key (in parts written before that column: in its object_key or detail). A run's
+detections belong to photos of the same run, so the runs to replace are found from their photos and dead letters
+alone (the detections, with embeddings, are the bulk).
 
 Extraction commits may land at any time: every state.json write is a compare-and-swap (see `catalog`), so a
 commit racing a swap keeps both. One erasure at a time: `sweep` would delete another erasure's redacted run
@@ -128,8 +129,12 @@ def erased_rows(table: str, rows: pa.Table, scope: ErasureScope, photo_ids: Coll
     if table == "detections":
         return _is_in(rows.column("photo_id"), photo_ids)
     if table == "dead_letters":
-        owners = [manifest_owner(key) or manifest_owner(detail) for key, detail in
-                  zip(rows.column("object_key").to_pylist(), rows.column("detail").to_pylist(), strict=True)]
+        # A part written before the column existed may lack it (read through `catalog.read_part` it is null).
+        manifests = (rows.column("manifest_key").to_pylist() if "manifest_key" in rows.column_names
+                     else [None] * rows.num_rows)
+        owners = [manifest_owner(manifest) if manifest else manifest_owner(key) or manifest_owner(detail)
+                  for manifest, key, detail in zip(manifests, rows.column("object_key").to_pylist(),
+                                                   rows.column("detail").to_pylist(), strict=True)]
         return np.fromiter((owner is not None and scope.owns(*owner) for owner in owners), bool, len(owners))
     raise ValueError(f"unknown catalog table {table!r}")
 

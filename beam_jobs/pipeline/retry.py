@@ -13,9 +13,10 @@ harmless: readers keep the newest run's row per photo and detection id, indexers
 
 Mapping a dead letter back to its manifest: `object_key` and `sha256` name the original, and originals are
 content-addressed (the same bytes sent by two witnesses, or to two events, are one object), so they do not tell
-the manifests apart. The detail ends with ` (manifest <key>)` (`transforms.model_failed`; event and submission
-ids are UUIDs, so a key holds neither spaces nor brackets); that key is used, and only if its run processed it
-and it names the same sha256. A row that fails these checks is reported as unmapped, never guessed.
+the manifests apart. The row's `manifest_key` does; in parts written before that column existed it is null and
+the detail ends with ` (manifest <key>)` instead (event and submission ids are UUIDs, so a key holds neither
+spaces nor brackets). That key is used only if its run processed it and it names the same sha256. A row that
+fails these checks is reported as unmapped, never guessed.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class RunOutcome:
 
 
 def failure_manifest(detail: str) -> str | None:
-    """The manifest key a `model_failed` detail ends with (`... (manifest <key>)`), or None."""
+    """The manifest key an old `model_failed` detail ends with (`... (manifest <key>)`), or None."""
     head, mark, tail = detail.rpartition(MANIFEST_MARK)
     if not mark or not head or not tail.endswith(")") or " " in tail:
         return None
@@ -69,7 +70,8 @@ def run_outcome(run_id: str, manifests: Iterable[str], families: Iterable[str] |
         if row["reason"] != MODEL_FAILED:
             continue
         detail, sha256 = str(row["detail"]), row["sha256"]
-        key = failure_manifest(detail)
+        named = row.get("manifest_key")
+        key = named if isinstance(named, str) else failure_manifest(detail)
         if key is None or key not in processed or not key.endswith(f"/{sha256}.json"):
             unmapped.append(detail)
             continue

@@ -58,7 +58,8 @@ def photo_id(record: PhotoRecord) -> str:
 
 
 def dead_letter_id(record: DeadLetter) -> str:
-    return f"{record.object_key}\x00{record.reason}\x00{record.detail}"
+    # The manifest too: one original named by two submissions' manifests fails once per manifest.
+    return f"{record.manifest_key}\x00{record.object_key}\x00{record.reason}\x00{record.detail}"
 
 
 def detection_id(record: Detection) -> str:

@@ -74,23 +74,25 @@ def thumbnail_key(photo_id: str) -> str:
     return f"thumbnails/{photo_id}.jpg"
 
 
-def dead_letter(*, object_key: str, sha256: str | None, reason: str, detail: str, run_id: str) -> DeadLetter:
+def dead_letter(*, object_key: str, manifest_key: str, sha256: str | None, reason: str, detail: str,
+                run_id: str) -> DeadLetter:
     Metrics.counter(NAMESPACE, f"rejected.{reason}").inc()
     Metrics.counter(NAMESPACE, "rejected").inc()
-    return DeadLetter(object_key=object_key, sha256=sha256, reason=reason, detail=detail, run_id=run_id)
+    return DeadLetter(object_key=object_key, sha256=sha256, reason=reason, detail=detail, run_id=run_id,
+                      manifest_key=manifest_key)
 
 
 def model_failed(failure: ModelFailure, pending: PendingPhoto, sha256: str, *, run_id: str) -> DeadLetter:
     """The dead letter of a family that raised on a photo whose photo row IS written (see `MODEL_FAILED`).
 
-    Not `dead_letter()`: the photo is not rejected, so "rejected" must not count it. The manifest key in the
-    detail lets erasure find the row (`erasure.manifest_owner`).
+    Not `dead_letter()`: the photo is not rejected, so "rejected" must not count it. Its manifest key lets
+    erasure find the row and `--retry-failed` the manifest to extract again.
     """
     Metrics.counter(NAMESPACE, MODEL_FAILED).inc()
     Metrics.counter(NAMESPACE, f"{MODEL_FAILED}.{failure.family}").inc()
     return DeadLetter(object_key=pending.object_key, sha256=sha256, reason=MODEL_FAILED,
-                      detail=f"{failure.family} {failure.version}: {failure.error} (manifest {pending.manifest_key})",
-                      run_id=run_id)
+                      detail=f"{failure.family} {failure.version}: {failure.error}", run_id=run_id,
+                      manifest_key=pending.manifest_key)
 
 
 def check_original(pending: PendingPhoto, data: bytes) -> str | None:
@@ -133,21 +135,21 @@ class ReadEvidence(_S3DoFn):
         try:
             pending = parse_manifest(manifest_key, read_bytes(client, bucket, manifest_key))
         except InvalidManifest as error:
-            yield dead_letter(object_key=manifest_key, sha256=None, reason="manifest_invalid", detail=str(error),
-                              run_id=self.run_id)
+            yield dead_letter(object_key=manifest_key, manifest_key=manifest_key, sha256=None,
+                              reason="manifest_invalid", detail=str(error), run_id=self.run_id)
             return
         try:
             data = read_bytes(client, bucket, pending.object_key, pending.object_version)
         except S3Error as error:
             if not is_missing(error):
                 raise  # the store is failing, not the input: let the runner retry or fail the run
-            yield dead_letter(object_key=pending.object_key, sha256=pending.sha256, reason="original_missing",
-                              detail=f"{error.code} (manifest {manifest_key})", run_id=self.run_id)
+            yield dead_letter(object_key=pending.object_key, manifest_key=manifest_key, sha256=pending.sha256,
+                              reason="original_missing", detail=str(error.code), run_id=self.run_id)
             return
         problem = check_original(pending, data)
         if problem is not None:
-            yield dead_letter(object_key=pending.object_key, sha256=pending.sha256, reason="sha256_mismatch",
-                              detail=problem, run_id=self.run_id)
+            yield dead_letter(object_key=pending.object_key, manifest_key=manifest_key, sha256=pending.sha256,
+                              reason="sha256_mismatch", detail=problem, run_id=self.run_id)
             return
         Metrics.counter(NAMESPACE, "bytes").inc(len(data))
         Metrics.distribution(NAMESPACE, "read_ms").update(int((time.perf_counter() - started) * 1000))
@@ -197,9 +199,9 @@ class AnalysePhoto(beam.DoFn):
                 thumbnail_max_side=self.thumbnail_max_side,
             )
         except RejectedPhoto as rejected:
-            yield dead_letter(object_key=pending.object_key, sha256=rejected.sha256 or pending.sha256,
-                              reason=rejected.reason, detail=f"{rejected.detail} (manifest {pending.manifest_key})",
-                              run_id=self.run_id)
+            yield dead_letter(object_key=pending.object_key, manifest_key=pending.manifest_key,
+                              sha256=rejected.sha256 or pending.sha256, reason=rejected.reason,
+                              detail=rejected.detail, run_id=self.run_id)
             return
         Metrics.distribution(NAMESPACE, "extract_ms").update(int((time.perf_counter() - started) * 1000))
         facts = facts_with_position_source(photo.facts, pending)

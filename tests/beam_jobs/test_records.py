@@ -72,9 +72,10 @@ def test_photo_schema_has_the_architecture_fields() -> None:
 
 def test_dead_letters_roundtrip(tmp_path: Path) -> None:
     letters = [DeadLetter(object_key="evidence/ev1/x.bin", sha256=SHA, reason="unsupported_format",
-                          detail="not a JPEG, PNG, WebP or HEIC image", run_id="run-7"),
+                          detail="not a JPEG, PNG, WebP or HEIC image", run_id="run-7",
+                          manifest_key="manifests/ev1/s1/x.json"),
                DeadLetter(object_key="evidence/ev1/y.jpg", sha256=None, reason="unreachable", detail="gone",
-                          run_id="run-7")]
+                          run_id="run-7", manifest_key="manifests/ev1/s1/y.json")]
     back = _roundtrip(dead_letters_table(letters), tmp_path / "dead.parquet")
     assert back.schema == DEAD_LETTER_SCHEMA
     assert back.to_pylist() == [letter.to_row() for letter in letters]

@@ -6,6 +6,7 @@ Synthetic runs: three events' photos with detections, thumbnails, crops and a de
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +25,9 @@ from beam_jobs.pipeline import erasure
 from beam_jobs.pipeline.catalog import (
     RUNS_PREFIX,
     SCHEMAS,
+    RunVerificationError,
     commit_run,
+    conformed,
     load_state,
     read_committed,
     read_success,
@@ -32,7 +35,7 @@ from beam_jobs.pipeline.catalog import (
     verify_run,
 )
 from beam_jobs.pipeline.erasure import ErasureScope, erase_from_catalog, erased_rows, manifest_owner, run_started
-from beam_jobs.pipeline.sinks import PARQUET_TYPE, parquet_bytes, part_key
+from beam_jobs.pipeline.sinks import PARQUET_TYPE, PartInfo, parquet_bytes, part_key
 from infra.storage.objects import read_bytes, store_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -43,6 +46,9 @@ PHOTOS = {"p-gone-1": (GONE_EVENT, "s-gone"), "p-gone-2": (GONE_EVENT, "s-gone")
           "p-kept-2": (KEPT_EVENT, "s-kept"), "p-withdrawn": (KEPT_EVENT, "s-withdrawn")}
 RUNS = {"20260101T000000Z-aaaaaaaa": ("p-gone-1", "p-kept-1"), "20260102T000000Z-bbbbbbbb": ("p-kept-2",),
         "20260103T000000Z-cccccccc": ("p-gone-2", "p-withdrawn")}
+# Written before dead letters had a `manifest_key` column: the key only at the end of the detail.
+LEGACY_RUN = "20260101T000000Z-aaaaaaaa"
+LEGACY_DEAD_LETTER_SCHEMA = SCHEMAS["dead_letters"].remove(SCHEMAS["dead_letters"].get_field_index("manifest_key"))
 SCOPE = ErasureScope(event_ids=frozenset({GONE_EVENT}), submission_ids=frozenset({"s-withdrawn"}))
 ERASED = {"p-gone-1", "p-gone-2", "p-withdrawn"}
 
@@ -79,24 +85,39 @@ def _detection_row(photo: str, n: int) -> dict[str, Any]:
             "model_version": "1", "crop_key": f"crops/{photo}-d{n}.jpg"}
 
 
+def _dead_letters(run_id: str, photos: tuple[str, ...]) -> pa.Table:
+    if run_id == LEGACY_RUN:
+        return pa.Table.from_pylist([{"object_key": f"originals/{p}", "sha256": None, "reason": "decode_failed",
+                                      "detail": f"truncated (manifest {_manifest(p)})", "run_id": run_id}
+                                     for p in photos], LEGACY_DEAD_LETTER_SCHEMA)
+    return pa.Table.from_pylist([{"object_key": f"originals/{p}", "sha256": None, "reason": "decode_failed",
+                                  "detail": "truncated", "run_id": run_id, "manifest_key": _manifest(p)}
+                                 for p in photos], SCHEMAS["dead_letters"])
+
+
 def _write_run(catalog: Catalog, run_id: str, photos: tuple[str, ...], *, commit: bool = True) -> None:
     """One run as the launcher writes it: one part per table (photos, detections, a dead letter of each photo's
-    manifest, as the job writes one when a later copy of a photo is refused), verified, then committed."""
+    manifest, as the job writes one when a later copy of a photo is refused), verified, then committed.
+    `LEGACY_RUN`'s dead letters are in the schema of the time before `manifest_key`; it is committed as it was
+    then, its parts listed without today's schema check."""
     tables = {
-        "photos": [_photo_row(p, run_id) for p in photos],
-        "detections": [_detection_row(p, n) for p in photos for n in range(2)],
-        "dead_letters": [{"object_key": f"originals/{p}", "sha256": None, "reason": "decode_failed",
-                          "detail": f"truncated (manifest {_manifest(p)})", "run_id": run_id} for p in photos],
+        "photos": pa.Table.from_pylist([_photo_row(p, run_id) for p in photos], SCHEMAS["photos"]),
+        "detections": pa.Table.from_pylist([_detection_row(p, n) for p in photos for n in range(2)],
+                                           SCHEMAS["detections"]),
+        "dead_letters": _dead_letters(run_id, photos),
     }
+    legacy_parts = []
     for name, rows in tables.items():
         key = part_key(run_prefix(run_id), name, 0)
-        store_bytes(catalog.client, catalog.bucket, key, parquet_bytes(pa.Table.from_pylist(rows, SCHEMAS[name])),
-                    PARQUET_TYPE)
+        data = parquet_bytes(rows)
+        store_bytes(catalog.client, catalog.bucket, key, data, PARQUET_TYPE)
+        legacy_parts.append(PartInfo(name, key, rows.num_rows, hashlib.sha256(data).hexdigest()))
     for photo in photos:
         for key in [f"thumbnails/{photo}.jpg", f"crops/{photo}-d0.jpg", f"crops/{photo}-d1.jpg"]:
             store_bytes(catalog.client, catalog.derived, key, b"\xff\xd8 jpeg of " + key.encode(), "image/jpeg")
     if commit:
-        parts = verify_run(catalog.client, catalog.bucket, run_id, expected_inputs=2 * len(photos))
+        parts = (sorted(legacy_parts, key=lambda part: part.key) if run_id == LEGACY_RUN
+                 else verify_run(catalog.client, catalog.bucket, run_id, expected_inputs=2 * len(photos)))
         commit_run(catalog.client, catalog.bucket, run_id, parts=parts, manifests=[_manifest(p) for p in photos],
                    extracted_by="test", extra={"families": ["faces", "objects"]})
 
@@ -140,8 +161,10 @@ def _assert_fully_erased(catalog: Catalog, state_before: tuple[str, ...], proces
     assert _committed_photo_ids(catalog) == {"p-kept-1", "p-kept-2"}
     detections = set(read_committed(client, bucket, "detections").column("photo_id").to_pylist())
     assert detections == {"p-kept-1", "p-kept-2"}
-    letters = read_committed(client, bucket, "dead_letters").column("detail").to_pylist()
-    assert sorted(manifest_owner(d) or ("?", "?") for d in letters) == [(KEPT_EVENT, "s-kept")] * 2
+    letters = read_committed(client, bucket, "dead_letters").to_pylist()
+    # p-kept-1's from the legacy run (its redacted copy, in today's schema: manifest_key null), p-kept-2's new
+    assert sorted((row["manifest_key"] is None, manifest_owner(row["manifest_key"] or row["detail"]))
+                  for row in letters) == [(False, (KEPT_EVENT, "s-kept")), (True, (KEPT_EVENT, "s-kept"))]
     state = load_state(client, bucket)
     assert state.processed == processed  # erased manifests stay processed: never extracted again
     assert state.runs[1] == state_before[1]  # the untouched run
@@ -157,6 +180,17 @@ def _assert_fully_erased(catalog: Catalog, state_before: tuple[str, ...], proces
         keys = [f"thumbnails/{photo}.jpg", f"crops/{photo}-d0.jpg", f"crops/{photo}-d1.jpg"]
         left = sum(len(_all_versions(client, catalog.derived, key)) for key in keys)
         assert left == (0 if photo in ERASED else 3), photo
+
+
+def test_committed_parts_from_before_a_new_column_read_it_as_nulls() -> None:
+    old = _dead_letters(LEGACY_RUN, ("p-kept-1",))
+    now = conformed("dead_letters", old)
+    assert now.schema.equals(SCHEMAS["dead_letters"])
+    assert now.column("manifest_key").to_pylist() == [None]
+    assert now.drop_columns(["manifest_key"]).to_pylist() == old.to_pylist()
+    assert conformed("dead_letters", now) is now
+    with pytest.raises(RunVerificationError, match="reason"):
+        conformed("dead_letters", old.drop_columns(["reason"]))
 
 
 def test_manifest_owner_and_run_start() -> None:

@@ -77,8 +77,8 @@ def test_a_poisoned_photo_does_not_fail_the_run(make_settings: MakeSettings, sha
               if row["reason"] == MODEL_FAILED}
     assert set(failed) == {poison.sha256}
     version = FaceFamily().version
-    assert failed[poison.sha256]["detail"] == (f"faces {version}: error: injected: this family cannot read a "
-                                               f"97x61 photo (manifest {poison.manifest_key})")
+    assert failed[poison.sha256]["detail"] == f"faces {version}: error: injected: this family cannot read a 97x61 photo"
+    assert failed[poison.sha256]["manifest_key"] == poison.manifest_key
     assert failed[poison.sha256]["object_key"] == photos[poison.sha256]["object_key"]
 
     again = run_extract(settings, runner="DirectRunner", models=["faces"])

@@ -56,11 +56,20 @@ def outcome(run_id: str, manifests: list[str], failures: dict[str, set[str]],
                       {key: frozenset(names) for key, names in failures.items()})
 
 
-def test_failure_manifest_is_the_key_the_detail_ends_with() -> None:
-    assert failure_manifest(str(failure_row(KEY_A, error="error: (manifest manifests/x/y/z.json) in text")["detail"])
-                            ) == KEY_A
+def test_failure_manifest_is_the_key_an_old_detail_ends_with() -> None:
+    assert failure_manifest(f"faces v1: error: (manifest manifests/x/y/z.json) in text (manifest {KEY_A})") == KEY_A
     assert failure_manifest("faces v1: error: no key here") is None
     assert failure_manifest("faces v1: error (manifest two words)") is None
+
+
+def test_the_row_names_its_manifest_and_old_rows_are_read_from_their_detail() -> None:
+    row = failure_row(KEY_A)
+    assert row["manifest_key"] == KEY_A and "manifest" not in str(row["detail"])
+    # Written before the column existed: null there, the key at the end of the detail.
+    old = {**failure_row(KEY_B), "manifest_key": None, "detail": f"faces v1: error: injected (manifest {KEY_B})"}
+    result = run_outcome("r", [KEY_A, KEY_B], ["faces"], [row, old])
+    assert dict(result.failures) == {KEY_A: frozenset({"faces"}), KEY_B: frozenset({"faces"})}
+    assert result.unmapped == ()
 
 
 def test_a_failure_maps_to_its_manifest_not_to_the_shared_original() -> None:
@@ -76,7 +85,7 @@ def test_a_failure_maps_to_its_manifest_not_to_the_shared_original() -> None:
 def test_failures_naming_no_manifest_of_their_run_are_unmapped_not_guessed() -> None:
     elsewhere = failure_row(OTHER)  # a manifest the run did not process
     wrong_sha = {**failure_row(KEY_A), "sha256": "f" * 64}
-    no_key = {**failure_row(KEY_A), "detail": "faces v1: error: boom"}
+    no_key = {**failure_row(KEY_A), "manifest_key": None}  # an old row whose detail names no manifest
     result = run_outcome("r", [KEY_A], None, [elsewhere, wrong_sha, no_key])
     assert dict(result.failures) == {} and len(result.unmapped) == 3
     assert result.families is None

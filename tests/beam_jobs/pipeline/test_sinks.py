@@ -24,14 +24,14 @@ def test_part_key() -> None:
 
 
 def test_parquet_bytes_round_trip() -> None:
-    rows = [DeadLetter(object_key="k", sha256=None, reason="truncated", detail="cut", run_id="r1")]
+    rows = [DeadLetter(object_key="k", sha256=None, reason="truncated", detail="cut", run_id="r1", manifest_key="m")]
     table = pq.read_table(io.BytesIO(parquet_bytes(dead_letters_table(rows))))
     assert table.schema.equals(DEAD_LETTER_SCHEMA)
     assert table.to_pylist() == [rows[0].to_row()]
 
 
 def test_part_id_shards_each_table_by_its_own_record_id() -> None:
-    letter = DeadLetter(object_key="k", sha256=None, reason="truncated", detail="cut", run_id="r1")
-    assert part_id_of("dead_letters", letter, 4) == ("dead_letters", shard_of("k\x00truncated\x00cut", 4))
+    letter = DeadLetter(object_key="k", sha256=None, reason="truncated", detail="cut", run_id="r1", manifest_key="m")
+    assert part_id_of("dead_letters", letter, 4) == ("dead_letters", shard_of("m\x00k\x00truncated\x00cut", 4))
     with pytest.raises(KeyError, match="thumbnails"):
         part_id_of("thumbnails", letter, 4)

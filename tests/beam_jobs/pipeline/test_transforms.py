@@ -44,7 +44,7 @@ def _options() -> PipelineOptions:
 
 def _summary(element: Analysed | DeadLetter) -> tuple[str, ...]:
     if isinstance(element, DeadLetter):
-        return ("dead", element.reason, element.object_key)
+        return ("dead", element.reason, element.object_key, element.manifest_key)
     f = element.facts
     return ("photo", f.position_source, f"{f.lat:.5f}" if f.lat is not None else "-", f.time_source)
 
@@ -59,7 +59,7 @@ def test_extract_facts_routes_good_and_bad_photos(shared_data: Path, manifest: d
         Evidence(_pending("pin", nogps_sha, (52.52, 13.405), "pin"), nogps),
         Evidence(_pending("rand", "f" * 64), b"\x00not an image" * 40),
         Evidence(_pending("cut", "e" * 64), gps[: len(gps) // 3]),
-        DeadLetter(object_key="m", sha256=None, reason="manifest_invalid", detail="x", run_id=RUN),
+        DeadLetter(object_key="m", sha256=None, reason="manifest_invalid", detail="x", run_id=RUN, manifest_key="m"),
     ]
     with test_pipeline.TestPipeline(options=_options()) as pipeline:
         out = (
@@ -71,9 +71,9 @@ def test_extract_facts_routes_good_and_bad_photos(shared_data: Path, manifest: d
         assert_that(out, equal_to([
             ("photo", "exif", "43.46745", "gps"),
             ("photo", "pin", "52.52000", "tz_from_position"),
-            ("dead", "unsupported_format", "originals/ff/ff/" + "f" * 64),
-            ("dead", "corrupt", "originals/ee/ee/" + "e" * 64),
-            ("dead", "manifest_invalid", "m"),
+            ("dead", "unsupported_format", "originals/ff/ff/" + "f" * 64, "manifests/ev/rand/" + "f" * 64 + ".json"),
+            ("dead", "corrupt", "originals/ee/ee/" + "e" * 64, "manifests/ev/cut/" + "e" * 64 + ".json"),
+            ("dead", "manifest_invalid", "m", "m"),
         ]))
 
 
@@ -116,7 +116,7 @@ def test_models_run_on_the_pixels_decoded_for_the_facts(shared_data: Path, manif
 
 def _outcome(element: Analysed | DeadLetter) -> tuple[object, ...]:
     if isinstance(element, DeadLetter):
-        return ("dead", element.reason, element.object_key, element.sha256, element.detail)
+        return ("dead", element.reason, element.object_key, element.sha256, element.detail, element.manifest_key)
     return ("photo", element.pending.submission_id, element.facts.width, len(element.thumbnail) > 0,
             tuple(d.kind for d, _ in element.detections))
 
@@ -138,12 +138,11 @@ def test_a_family_raising_on_one_photo_costs_its_detections_not_the_photo(
                                   crop_max_side=128))
         | beam.Map(_outcome)
     )
-    detail = (f"faces {FaceFamily().version}: error: injected: this family cannot read a 97x61 photo "
-              f"(manifest {poisoned.manifest_key})")
+    detail = f"faces {FaceFamily().version}: error: injected: this family cannot read a 97x61 photo"
     assert_that(out, equal_to([
         ("photo", "group", 800, True, ("face",) * faces_in_group),
         ("photo", "poison", 97, True, ()),  # facts and thumbnail kept, no faces
-        ("dead", MODEL_FAILED, poisoned.object_key, poisoned.sha256, detail),
+        ("dead", MODEL_FAILED, poisoned.object_key, poisoned.sha256, detail, poisoned.manifest_key),
     ]))
     result = pipeline.run()
     result.wait_until_finish()
@@ -171,7 +170,7 @@ def test_check_original_compares_with_the_manifest(data: bytes, ok: bool) -> Non
 
 
 def test_table_rows_send_each_output_to_its_table() -> None:
-    letter = DeadLetter(object_key="k", sha256=None, reason="r", detail="d", run_id=RUN)
+    letter = DeadLetter(object_key="k", sha256=None, reason="r", detail="d", run_id=RUN, manifest_key="m")
     assert list(table_rows(letter)) == [("dead_letters", letter)]
     with pytest.raises(TypeError, match="str"):
         list(table_rows("not an output"))  # type: ignore[arg-type]
