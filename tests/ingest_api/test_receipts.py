@@ -19,7 +19,7 @@ from ingest_api.db.session import build_engine, session_factory
 from ingest_api.governance.tables import LegalHold
 from ingest_api.services import receipts
 from tests.ingest_api.conftest import RunningApi, open_submission
-from tests.ingest_api.tus_helpers import uploader
+from tests.ingest_api.tus_helpers import uploader, url_of
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def _unique_jpeg(seed: int) -> bytes:
 def _upload(api: RunningApi, data: bytes, token: str) -> dict[str, object]:
     upload = uploader(api, data, token)
     upload.upload()
-    receipt: dict[str, object] = httpx.get(upload.url).json()["receipt"]
+    receipt: dict[str, object] = httpx.get(url_of(upload)).json()["receipt"]
     return receipt
 
 

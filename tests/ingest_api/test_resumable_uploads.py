@@ -17,7 +17,7 @@ from tusclient.exceptions import TusCommunicationError
 from infra.storage.evidence import original_key
 from ingest_api.services.resumable_store import ResumableStore
 from tests.ingest_api.conftest import RunningApi, api_settings, create_test_event, open_submission, running_api
-from tests.ingest_api.tus_helpers import CHUNK, TUS, cut_patch, encode_metadata, head, status, uploader
+from tests.ingest_api.tus_helpers import CHUNK, TUS, cut_patch, encode_metadata, head, status, uploader, url_of
 
 pytestmark = pytest.mark.integration
 PHOTO = "exif/gaia_nikon_p6000_DSCN0010.jpg"
@@ -66,11 +66,11 @@ def test_chunked_upload_gives_a_receipt_matching_the_stored_object(
     token = open_submission(api)["submission_token"]
     upload = uploader(api, data, token)
     upload.upload()
-    document = status(upload.url)
+    document = status(url_of(upload))
     assert document["state"] == "stored" and document["offset"] == len(data)
     receipt = document["receipt"]
     assert receipt["sha256"] == hashlib.sha256(data).hexdigest() == _stored_sha256(s3_client, api, receipt["sha256"])
-    assert head(upload.url).headers["Upload-Offset"] == str(len(data))
+    assert head(url_of(upload)).headers["Upload-Offset"] == str(len(data))
 
 
 def test_a_dropped_connection_resumes_from_the_acknowledged_offset(
@@ -80,14 +80,14 @@ def test_a_dropped_connection_resumes_from_the_acknowledged_offset(
     token = open_submission(api)["submission_token"]
     upload = uploader(api, data, token, retries=3, retry_delay=0)
     upload.set_url(upload.create_url())
-    cut_patch(upload.url, data, offset=0, send=len(data) // 2)
-    offset = _wait_for_offset(upload.url, above=0)
+    cut_patch(url_of(upload), data, offset=0, send=len(data) // 2)
+    offset = _wait_for_offset(url_of(upload), above=0)
     assert 0 < offset <= len(data) // 2
 
     resumed = uploader(api, data, token, url=upload.url, retries=3, retry_delay=0)
     assert resumed.offset == offset  # tuspy asked the server where to continue
     resumed.upload()
-    receipt = status(upload.url)["receipt"]
+    receipt = status(url_of(upload))["receipt"]
     assert receipt["sha256"] == hashlib.sha256(data).hexdigest() == _stored_sha256(s3_client, api, receipt["sha256"])
 
 
@@ -101,7 +101,7 @@ def test_an_api_restart_mid_upload_resumes(
         token = open_submission(first)["submission_token"]
         upload = uploader(first, data, token)
         upload.upload(stop_at=4 * CHUNK)
-        url = upload.url
+        url = url_of(upload)
     assert upload.offset == 4 * CHUNK
     with pytest.raises(httpx.TransportError):
         head(url)  # the API is really down
@@ -121,11 +121,11 @@ def test_a_chunk_with_a_wrong_checksum_is_refused_and_not_acknowledged(api: Runn
     chunk = data[CHUNK : 2 * CHUNK]
     wrong = base64.b64encode(hashlib.sha256(chunk + b"x").digest()).decode()
     headers = {**TUS, "Upload-Offset": str(CHUNK), "Content-Type": "application/offset+octet-stream"}
-    refused = httpx.patch(upload.url, content=chunk, headers={**headers, "Upload-Checksum": f"sha256 {wrong}"})
+    refused = httpx.patch(url_of(upload), content=chunk, headers={**headers, "Upload-Checksum": f"sha256 {wrong}"})
     assert refused.status_code == 460 and refused.json()["code"] == "checksum_mismatch"
-    assert head(upload.url).headers["Upload-Offset"] == str(CHUNK)
+    assert head(url_of(upload)).headers["Upload-Offset"] == str(CHUNK)
     right = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
-    accepted = httpx.patch(upload.url, content=chunk, headers={**headers, "Upload-Checksum": f"sha256 {right}"})
+    accepted = httpx.patch(url_of(upload), content=chunk, headers={**headers, "Upload-Checksum": f"sha256 {right}"})
     assert accepted.status_code == 204 and accepted.headers["Upload-Offset"] == str(2 * CHUNK)
 
 
@@ -149,8 +149,8 @@ def test_termination_removes_the_upload(api: RunningApi, shared_data: Path) -> N
     data = (shared_data / PHOTO).read_bytes()
     upload = uploader(api, data, open_submission(api)["submission_token"])
     upload.upload(stop_at=CHUNK)
-    assert httpx.delete(upload.url, headers=TUS).status_code == 204
-    assert head(upload.url).status_code == 404
+    assert httpx.delete(url_of(upload), headers=TUS).status_code == 204
+    assert head(url_of(upload)).status_code == 404
     with pytest.raises(TusCommunicationError):
         uploader(api, data, "ignored", url=upload.url)
 
@@ -159,14 +159,14 @@ def test_expired_uploads_are_removed(api: RunningApi, shared_data: Path) -> None
     data = (shared_data / PHOTO).read_bytes()
     upload = uploader(api, data, open_submission(api)["submission_token"])
     upload.upload(stop_at=CHUNK)
-    response = head(upload.url)
+    response = head(url_of(upload))
     expires = datetime.strptime(response.headers["Upload-Expires"], "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
-    upload_id = upload.url.rsplit("/", 1)[1]
+    upload_id = url_of(upload).rsplit("/", 1)[1]
     store = ResumableStore(api.settings.resumable_dir)
     assert upload_id not in store.remove_expired(expires - timedelta(seconds=5), keep_finished_s=0)
     assert upload_id in store.remove_expired(expires + timedelta(seconds=1), keep_finished_s=0)
     assert not store.data_path(upload_id).exists()
-    assert head(upload.url).status_code == 404
+    assert head(url_of(upload)).status_code == 404
 
 
 @pytest.mark.parametrize(

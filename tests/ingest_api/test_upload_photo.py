@@ -61,7 +61,7 @@ def test_real_photos_are_stored_and_verified(
     assert receipt["width"] > 0 and receipt["height"] > 0 and receipt["submission_token"]
     bucket = api.settings.s3.buckets.evidence
     stat = s3_client.stat_object(bucket, original_key(receipt["sha256"]))
-    assert stat.metadata[SHA256_META] == receipt["sha256"]
+    assert stat.metadata is not None and stat.metadata[SHA256_META] == receipt["sha256"]
     stored = s3_client.get_object(bucket, original_key(receipt["sha256"]))
     assert hashlib.sha256(stored.read()).hexdigest() == receipt["sha256"]
     stored.close()

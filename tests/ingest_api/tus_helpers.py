@@ -25,6 +25,12 @@ class Sha256Uploader(Uploader):
     CHECKSUM_ALGORITHM_PAIR = ("sha256", hashlib.sha256)
 
 
+def url_of(upload: Uploader) -> str:
+    """The upload's URL on the server, which tus-py sets once the upload was created (POST)."""
+    assert upload.url is not None, "the upload was never created"
+    return str(upload.url)
+
+
 def metadata(api: RunningApi, token: str, **extra: str) -> dict[str, str]:
     return {"event_id": api.event_id, "submission_token": token, **extra}
 

@@ -108,8 +108,8 @@ def test_downscale_max_side_matches_one_area_resize(shape: tuple[int, int, int],
     # Smooth seeded content (a blurred random field): the two-step area reduction must equal the
     # one-step area resize up to rounding, and give exactly the size and scale the caller maps boxes with.
     rng = np.random.default_rng(7)
-    field = cv2.resize(rng.integers(0, 256, (shape[0] // 64, shape[1] // 64, 3), dtype=np.uint8),
-                       (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+    field = np.asarray(cv2.resize(rng.integers(0, 256, (shape[0] // 64, shape[1] // 64, 3), dtype=np.uint8),
+                                  (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
     small, scale = downscale_max_side(field, max_side)
     assert scale == pytest.approx(max_side / max(shape[:2]))
     target = (round(shape[1] * scale), round(shape[0] * scale))

@@ -83,13 +83,18 @@ def _check_duckdb_reads_the_parts(client: Minio, settings: ExtractSettings, fold
         name = str(item.object_name)
         if name.endswith(".parquet"):
             (folder / name.rsplit("/", 1)[-1]).write_bytes(read_bytes(client, catalog, name))
-    ((rows, placed),) = duckdb.sql(
-        f"SELECT count(*), count(lat) FROM read_parquet('{folder}/photos-*.parquet')"
-    ).fetchall()
+    ((rows, placed),) = _query(f"SELECT count(*), count(lat) FROM read_parquet('{folder}/photos-*.parquet')")
     ours = read_committed(client, catalog).to_pylist()
     assert (rows, placed) == (len(ours), sum(row["lat"] is not None for row in ours)) == (6, 3)
-    reasons = duckdb.sql(f"SELECT DISTINCT reason FROM read_parquet('{folder}/dead_letters-*.parquet')").fetchall()
-    assert {row[0] for row in reasons} == {"unsupported_format", "original_missing", "manifest_invalid"}
+    reasons = _query(f"SELECT DISTINCT reason, manifest_key LIKE 'manifests/%' "
+                     f"FROM read_parquet('{folder}/dead_letters-*.parquet')")
+    assert set(reasons) == {("unsupported_format", True), ("original_missing", True), ("manifest_invalid", True)}
+
+
+def _query(sql: str) -> list[tuple[object, ...]]:
+    relation = duckdb.sql(sql)
+    assert relation is not None, sql  # None only for statements that return nothing
+    return relation.fetchall()
 
 
 def test_direct_and_dask_give_identical_records(

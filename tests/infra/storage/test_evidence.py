@@ -61,7 +61,7 @@ def test_put_get_stat_keep_bytes_and_metadata(s3_client: Minio, s3_settings: S3S
     )
     assert stored.created and stored.key == original_key(sha) and stored.version_id
     stat = s3_client.stat_object(s3_settings.buckets.evidence, stored.key)
-    assert stat.metadata[SHA256_META] == sha
+    assert stat.metadata is not None and stat.metadata[SHA256_META] == sha
     assert stat.content_type == "image/jpeg" and stat.size == len(data)
     response = s3_client.get_object(s3_settings.buckets.evidence, stored.key, offset=5, length=10)
     try:

@@ -46,7 +46,8 @@ def index_versions_with(client: Minio, bucket: str, detection_ids: Collection[st
             held = set(pq.read_table(io.BytesIO(data)).column("detection_id").to_pylist()) & set(names)
         elif key.endswith(INDEX_FILE):
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-            held = set(np.intersect1d(faiss.vector_to_array(index.id_map), int_ids).tolist())
+            # faiss' stubs type a deserialised index as the base `Index`; an IDMap's ids live in `id_map`
+            held = set(np.intersect1d(faiss.vector_to_array(index.id_map), int_ids).tolist())  # type: ignore[attr-defined]
         elif key.endswith(TOMBSTONES_FILE):  # ids hidden but not yet compacted away
             held = set(np.intersect1d(np.load(io.BytesIO(data), allow_pickle=False), int_ids).tolist())
         else:

@@ -73,7 +73,8 @@ def check_bundle(api: RunningApi, shared_data: Path, sup: httpx.Client, ines: ht
     assert hashlib.sha256(response.content).hexdigest() == response.headers["x-bundle-sha256"]
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     names = set(archive.namelist())
-    sums = dict(reversed(line.split("  ", 1)) for line in archive.read("SHA256SUMS").decode().splitlines())
+    sums = {name: digest for digest, name in
+            (line.split("  ", 1) for line in archive.read("SHA256SUMS").decode().splitlines())}
     assert set(sums) == names - {"SHA256SUMS"}
     for name, digest in sums.items():
         assert hashlib.sha256(archive.read(name)).hexdigest() == digest, name
