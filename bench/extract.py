@@ -19,7 +19,8 @@ side of it (the machine is shared and its load moves within minutes).
 Steady state: run several --count values (one locked run each), then `--fit` their JSON files: for the loop and
 each runner it fits seconds = fixed + per_photo x N (wall and CPU) over the sizes, so a job's one-off start-up
 (worker processes, imports, model and table loads, graph submission) and its rate per photo are told apart. Each
-runner's steady-state ratio is to the loop runs beside it, fitted the same way.
+runner's steady-state ratio is to the loop runs beside it, fitted the same way; `bench/steady_ratio.py` gives that
+ratio with its standard error (and two estimators that cancel the drift between a job and its loop).
 
     .venv/bin/python bench/extract.py --count 64 --out docs/bench/bench-extract-models-2026-11-23.json
     .venv/bin/python bench/extract.py --count 8 --runs loop,dask_2          # quick look
