@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.bench.scripts import load_script
 
-def _load_bench() -> ModuleType:
-    # bench/ is scripts, not a package: load the file as the command line would run it.
-    path = Path(__file__).resolve().parents[2] / "bench" / "steady_ratio.py"
-    spec = importlib.util.spec_from_file_location("bench_steady_ratio", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-ratio = _load_bench()
+ratio = load_script("steady_ratio")
 
 
 def _result(count: int, job_cpu: float, loop_cpus: list[float], photos: int | None = None) -> dict[str, Any]:

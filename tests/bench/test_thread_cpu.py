@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
-import sys
 import threading
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.bench.scripts import load_script
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 
 
-def _load(name: str) -> ModuleType:
-    # bench/ is scripts, not a package: load the file as the command line would run it.
-    path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
 
 
-thread_cpu = _load("thread_cpu")
+thread_cpu = load_script("thread_cpu")
 
 
 def _burn(cpu_seconds: float) -> None:
