@@ -19,6 +19,10 @@ on the machine count too), to show when the client's core, not the API, is the l
     .venv/bin/python -m bench.ingest --uploads 64 --levels 8,32,64 --rounds 3 --out bench-ingest.json   # repo root
     .venv/bin/python -m bench.ingest --uploads 32 --rounds 3 --topologies shared,isolated --out ...  # both, alternating
 
+`--direct-form api` makes the direct path do the API's own two writes per photo without the API (the original into
+the versioned, locked evidence bucket, conditional and checksummed, then its manifest): how close the API comes to
+the store's own ceiling for that work, rather than to a plain `put_object`.
+
 Everything binds to 127.0.0.1 in a temporary folder. The workload (`tests/reliability/workload.py`) is the one the
 reliability tests upload, so the benchmark and the no-loss tests measure the same thing.
 """
@@ -26,6 +30,7 @@ reliability tests upload, so the benchmark and the no-loss tests measure the sam
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -34,7 +39,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,9 +58,10 @@ from rich.console import Console
 from rich.table import Table
 
 from infra import s3server
-from infra.storage.client import ensure_buckets
+from infra.storage.client import build_client, ensure_buckets
 from infra.storage.config import S3Settings
-from infra.storage.integrity import choose_verification
+from infra.storage.evidence import manifest_key, store_json, store_original
+from infra.storage.integrity import Verification, choose_verification
 from ingest_api.settings import ApiSettings
 from tests.reliability.workload import MB, PhotoSet, bench_api_settings, create_event, synthetic_photos, upload_all
 
@@ -230,12 +236,42 @@ def checked_affinities(topology: Topology, *, s3_pid: int, api_pid: int) -> dict
     return found
 
 
+# How the direct path writes one photo: (photo set's tag, index, bytes) -> None.
+DirectWrite = Callable[[str, int, bytes], None]
+
+
+def plain_put(direct: Minio) -> DirectWrite:
+    """What issue 9 compares against: `put_object` into a plain bucket (no versioning, no lock, no checksum)."""
+    def write(tag: str, index: int, data: bytes) -> None:
+        direct.put_object("bench-direct", f"{tag}/{index}.jpg", BytesIO(data), len(data), content_type="image/jpeg")
+    return write
+
+
+def api_form_put(client: Minio, s3: S3Settings, verification: Verification) -> DirectWrite:
+    """The API's own two writes per photo, from the API's client but without the API: the original into the
+    versioned, locked evidence bucket (`If-None-Match: *`, `x-amz-checksum-sha256`, proven) and a manifest of the
+    same size as the API's. The ceiling the store itself sets on the API path."""
+    def write(tag: str, index: int, data: bytes) -> None:
+        sha256 = hashlib.sha256(data).hexdigest()
+        stored = store_original(client, s3.buckets.evidence, stream=BytesIO(data), size=len(data), sha256=sha256,
+                                content_type="image/jpeg", verification=verification)
+        document: dict[str, object] = {
+            "event_id": "bench-direct", "submission_id": tag, "sha256": sha256, "size": len(data),
+            "media_type": "image/jpeg", "width": 0, "height": 0, "object_key": stored.key,
+            "object_version": stored.version_id, "received_at": datetime.now(UTC).isoformat(),
+            "api_version": "bench", "caption": None, "client_filename": None,
+        }
+        store_json(client, s3.buckets.evidence, manifest_key(event_id="bench-direct", submission_id=tag, sha256=sha256),
+                   document, verification=verification)
+    return write
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
 def run_level(
-    *, clients: int, photos: PhotoSet, base_url: str, event_id: str, direct: Minio, meter: CpuMeter,
+    *, clients: int, photos: PhotoSet, base_url: str, event_id: str, direct: DirectWrite, meter: CpuMeter,
 ) -> dict[str, Any]:
     megabytes = photos.total_bytes / MB
     latencies: list[float] = []
@@ -243,8 +279,7 @@ def run_level(
     def put(index: int) -> None:
         data = photos.photo(index)
         started = time.perf_counter()
-        direct.put_object("bench-direct", f"{photos.tag}/{index}.jpg", BytesIO(data), len(data),
-                          content_type="image/jpeg")
+        direct(photos.tag, index, data)
         latencies.append(time.perf_counter() - started)
 
     before, cores, started = meter.read(), core_times(), time.perf_counter()
@@ -303,7 +338,7 @@ def median_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_levels(
     *, levels: list[int], rounds: int, topologies: list[Topology], photos: PhotoSet, base_url: str, event_id: str,
-    direct: Minio, meter: CpuMeter, s3_pid: int, api_pid: int, console: Console,
+    direct: DirectWrite, meter: CpuMeter, s3_pid: int, api_pid: int, console: Console,
 ) -> list[dict[str, Any]]:
     """Per level, `rounds` rounds; within a round each topology in turn (direct then API in each), so the
     topologies alternate and share the machine's drift. One summary per (level, topology)."""
@@ -351,6 +386,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--topologies", default="shared",
                         help="comma-separated, run in turn within each round: shared (default), isolated "
                              "(S3 server on one core, the API and the clients on another)")
+    parser.add_argument("--direct-form", choices=("plain", "api"), default="plain",
+                        help="the direct path: plain put_object into a plain bucket (issue 9's baseline, default), "
+                             "or the API's own writes (original into the locked evidence bucket + manifest) "
+                             "without the API")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.levels.split(",")]
@@ -372,7 +411,9 @@ def main(argv: list[str] | None = None) -> None:
                 try:
                     results = run_levels(
                         levels=levels, rounds=args.rounds, topologies=topologies, photos=photos,
-                        base_url=f"http://{settings.host}:{settings.port}", event_id=event_id, direct=direct,
+                        base_url=f"http://{settings.host}:{settings.port}", event_id=event_id,
+                        direct=plain_put(direct) if args.direct_form == "plain" else api_form_put(
+                            build_client(s3), s3, verification),
                         meter=meter, s3_pid=server.pid, api_pid=api_pid, console=console,
                     )
                 finally:
@@ -390,6 +431,7 @@ def main(argv: list[str] | None = None) -> None:
         "topologies": {t.name: {"storage_cpus": sorted(t.storage_cpus), "service_cpus": sorted(t.service_cpus)}
                        for t in topologies},
         "api_write_verification": str(verification),
+        "direct_form": args.direct_form,
         "results": results,
     }
     if args.out:
