@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from minio import Minio
 from minio.error import S3Error
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.exc import SQLAlchemyError
 from urllib3.exceptions import HTTPError
 
 from infra.storage.client import build_client, ensure_buckets
@@ -49,14 +50,29 @@ log = logging.getLogger(__name__)
 TUS_HEADER = {"Tus-Resumable": "1.0.0"}
 
 
+def sweep_once(resumable: ResumableUploads, ingest: IngestService) -> tuple[int, int]:
+    """One round of the housekeeping sweep: (expired resumable uploads, expired Idempotency-Key rows) removed.
+
+    A step that fails (the database locked or away, a spool folder unreadable) is logged and counted as nothing:
+    the next round tries again. Left to raise, it would end the background task, and with it every later sweep,
+    until the API restarts."""
+    uploads = keys = 0
+    try:
+        uploads = len(resumable.sweep())
+    except (SQLAlchemyError, OSError):
+        log.exception("sweeping expired resumable uploads failed; the next round retries")
+    try:
+        keys = ingest.sweep_idempotency_keys()
+    except SQLAlchemyError:
+        log.exception("sweeping expired Idempotency-Key rows failed; the next round retries")
+    if uploads or keys:
+        log.info("removed %d expired resumable uploads and %d expired Idempotency-Key rows", uploads, keys)
+    return uploads, keys
+
+
 async def _sweep_forever(resumable: ResumableUploads, ingest: IngestService, interval_s: float) -> None:
     while True:
-        removed = await asyncio.to_thread(resumable.sweep)
-        if removed:
-            log.info("removed %d expired resumable uploads", len(removed))
-        keys = await asyncio.to_thread(ingest.sweep_idempotency_keys)
-        if keys:
-            log.info("removed %d expired Idempotency-Key rows", keys)
+        await asyncio.to_thread(sweep_once, resumable, ingest)
         await asyncio.sleep(interval_s)
 
 
