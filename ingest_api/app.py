@@ -43,6 +43,7 @@ from ingest_api.services.resumable import ResumableUploads
 from ingest_api.services.resumable_store import ResumableStore, UnknownUpload
 from ingest_api.services.search import REFRESH_INTERVAL_S, SearchService
 from ingest_api.services.sniff import RejectedUpload
+from ingest_api.services.store_slots import StoreWriteSlots
 from ingest_api.services.submissions import SubmissionService
 from ingest_api.settings import ApiSettings
 
@@ -101,10 +102,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
             api_version=api_version,
             idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s),
             limits=settings.limits,
+            store_slots=StoreWriteSlots(settings.store_write_slots or None, wait_s=settings.store_write_wait_s),
             # Lean on the server's SHA-256 check on write only if this server is seen to refuse a wrong checksum.
             verification=choose_verification(client, settings.s3.buckets.derived),
         )
         metrics, guard = UploadMetrics(), AbuseGuard(settings.limits)
+        metrics.watch_store_slots(ingest.store_slots)
         app.state.settings, app.state.ingest_service = settings, ingest
         app.state.metrics, app.state.guard = metrics, guard
         app.state.resumable = ResumableUploads(

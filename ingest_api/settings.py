@@ -58,6 +58,12 @@ class ApiSettings(BaseSettings):
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     max_pixels: int = Field(default=250_000_000, ge=1, description="refuse decompression bombs above this")
     spool_memory_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    store_write_slots: int = Field(
+        default=4, ge=0, description="originals this process writes to the store at once, the rest wait their turn "
+        "(0: no limit); about the number of cores (or drives) the store writes with. See services/store_slots.py"
+    )
+    store_write_wait_s: float = Field(default=60.0, gt=0, description="an upload waiting longer for a write slot "
+                                      "gets 503 Retry-After")
     public_url: str = Field(default="", description="base URL witnesses reach the API at (links, QR codes)")
     receipt_key: SecretStr = Field(default=SecretStr(LOCAL_RECEIPT_KEY), description="HMAC key signing receipts")
     receipt_key_id: str = "local"

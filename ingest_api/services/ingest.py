@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from minio import Minio
@@ -19,6 +19,7 @@ from ingest_api.db.models import Upload
 from ingest_api.services.limits import check_submission_budget
 from ingest_api.services.sniff import RejectedUpload, SniffedImage, sniff_image
 from ingest_api.services.spool import SpooledBody
+from ingest_api.services.store_slots import StoreBusy, StoreWriteSlots
 from ingest_api.settings import AbuseLimits
 
 
@@ -59,6 +60,8 @@ class IngestService:
     idempotency_ttl: timedelta = timedelta(hours=24)
     # Per-submission budgets (files, bytes); None leaves them unchecked (the resumable path checks its own).
     limits: AbuseLimits | None = None
+    # How many originals are written to the store at once (`ApiSettings.store_write_slots`).
+    store_slots: StoreWriteSlots = field(default_factory=StoreWriteSlots.unlimited)
 
     def sweep_idempotency_keys(self, now: datetime | None = None) -> int:
         """Delete Idempotency-Key rows past `idempotency_ttl` (they lead nowhere any more); returns how many."""
@@ -212,15 +215,18 @@ class IngestService:
     def _store(self, body: SpooledBody, media_type: str) -> StoredObject:
         body.file.seek(0)
         try:
-            return store_original(
-                self.client,
-                self.buckets.evidence,
-                stream=body.file,
-                size=body.size,
-                sha256=body.sha256,
-                content_type=media_type,
-                verification=self.verification,
-            )
+            with self.store_slots.held():
+                return store_original(
+                    self.client,
+                    self.buckets.evidence,
+                    stream=body.file,
+                    size=body.size,
+                    sha256=body.sha256,
+                    content_type=media_type,
+                    verification=self.verification,
+                )
+        except StoreBusy as error:
+            raise StorageUnavailable(f"the evidence store is busy: {error}") from error
         except IntegrityError as error:
             raise StorageUnavailable(
                 f"the stored copy failed verification, nothing was acknowledged: {error}"

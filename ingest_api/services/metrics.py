@@ -5,8 +5,10 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import SecretStr
+
+from ingest_api.services.store_slots import StoreWriteSlots
 
 
 def metrics_reader(token: SecretStr | None, authorization: str | None) -> bool:
@@ -39,6 +41,13 @@ class UploadMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+
+    def watch_store_slots(self, slots: StoreWriteSlots) -> None:
+        """Export how many uploads wait for a store write slot: a queue that stays long says the store (or
+        `store_write_slots`) is the limit."""
+        waiting = Gauge("witness_store_writes_waiting", "Uploads waiting for a slot to write their original",
+                        registry=self.registry)
+        waiting.set_function(lambda: slots.waiting)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

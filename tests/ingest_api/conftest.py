@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from infra import local_stack
 from infra.storage.config import S3Settings
@@ -98,3 +99,17 @@ def migrated(tmp_path: Path) -> Iterator[Engine]:
     engine = build_engine(url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def sessions(migrated: Engine) -> sessionmaker[Session]:
+    return session_factory(migrated)
+
+
+@pytest.fixture
+def event_id(sessions: sessionmaker[Session]) -> str:
+    """An event in the `migrated` database, open from an hour ago to an hour from now."""
+    now = datetime.now(UTC)
+    with sessions() as session:
+        return repository.create_event(session=session, name="service test", lat=1.0, lon=2.0, radius_m=10,
+                                       starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=1)).id

@@ -27,7 +27,6 @@ from infra.storage.evidence import manifest_key
 from ingest_api.db import repository
 from ingest_api.db.migrate import alembic_config, upgrade
 from ingest_api.db.models import Base, IdempotencyKey, Submission
-from ingest_api.db.session import session_factory
 from ingest_api.routes.photos import unquoted
 from ingest_api.services.ingest import IngestService, StorageUnavailable
 from ingest_api.services.sniff import RejectedUpload
@@ -40,11 +39,6 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SHA_A, SHA_B = "a" * 64, "b" * 64
 PHOTO = "exif/gaia_nikon_p6000_DSCN0010.jpg"
 T = TypeVar("T")
-
-
-@pytest.fixture()
-def sessions(migrated: Engine) -> sessionmaker[Session]:
-    return session_factory(migrated)
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from infra.storage.client import PrehashedMinio
 from infra.storage.config import S3Settings
 from ingest_api.db import repository
 from ingest_api.db.models import Submission, Upload
-from ingest_api.db.session import build_engine, session_factory
+from ingest_api.db.session import build_engine
 from ingest_api.services.ingest import IngestService
 from ingest_api.services.spool import SpooledBody
 from ingest_api.settings import AbuseLimits
@@ -80,23 +80,11 @@ class NotingPoolManager(urllib3.PoolManager):
 
 
 @pytest.fixture()
-def sessions(migrated: Engine) -> sessionmaker[Session]:
-    return session_factory(migrated)
-
-
-@pytest.fixture()
 def observer(migrated: Engine) -> Iterator[Engine]:
     """A second engine on the same file: it sees what the API committed, and nothing else."""
     engine = build_engine(migrated.url.render_as_string(hide_password=False))
     yield engine
     engine.dispose()
-
-
-@pytest.fixture()
-def event_id(sessions: sessionmaker[Session]) -> str:
-    with sessions() as session:
-        return repository.create_event(session=session, name="transactions", lat=1.0, lon=2.0, radius_m=10,
-                                       starts_at=NOW - timedelta(hours=1), ends_at=NOW + timedelta(hours=1)).id
 
 
 def statement_and_table(sql: str) -> str:
