@@ -23,6 +23,14 @@ on the machine count too), to show when the client's core, not the API, is the l
 the versioned, locked evidence bucket, conditional and checksummed, then its manifest): how close the API comes to
 the store's own ceiling for that work, rather than to a plain `put_object`.
 
+Each client uploads one photo after another (a closed loop), so the first wave of a level starts together and the
+last one drains: with few photos per client that fill and drain is most of the run. `--waves W` sends W photos per
+client at every level (W x clients) and, from 5 waves on, adds steady-state columns: MB/s between the first and
+the last wave's acknowledgements, when every client has a photo in flight. `--store-write-slots N` sets the API's
+`store_write_slots` (0: no limit) and `--api-processes N` serves the API from N processes sharing the port.
+
+    .venv/bin/python -m bench.ingest --waves 6 --levels 8,32,64 --topologies shared,isolated --out ...  # steady
+
 Everything binds to 127.0.0.1 in a temporary folder. The workload (`tests/reliability/workload.py`) is the one the
 reliability tests upload, so the benchmark and the no-loss tests measure the same thing.
 """
@@ -30,6 +38,7 @@ reliability tests upload, so the benchmark and the no-loss tests measure the sam
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -66,27 +75,78 @@ from ingest_api.settings import ApiSettings
 from tests.reliability.workload import MB, PhotoSet, bench_api_settings, create_event, synthetic_photos, upload_all
 
 
-def _serve(settings: ApiSettings, stop: EventType) -> None:
-    from infra.local_stack import api_in_background
+def _serve(settings: ApiSettings, stop: EventType, processes: int) -> None:
+    if processes == 1:
+        from infra.local_stack import api_in_background
 
-    with api_in_background(settings):
-        stop.wait()
+        with api_in_background(settings):
+            stop.wait()
+        return
+    # Several API processes on one port, as `gunicorn --reuse-port` runs them: each has its own listening socket
+    # with SO_REUSEPORT, so the kernel spreads the clients' connections over the processes evenly, where one
+    # shared socket lets whichever event loop wakes first accept most of a burst of connections.
+    context = multiprocessing.get_context("fork")  # this process has no threads yet: forking it is safe
+    workers = [context.Process(target=_serve_reusing_port, args=(settings, stop), name=f"witness-bench-api-{index}")
+               for index in range(processes)]
+    for worker in workers:
+        worker.start()
+    stop.wait()
+    for worker in workers:
+        worker.join(30)
+
+
+def _serve_reusing_port(settings: ApiSettings, stop: EventType) -> None:
+    import threading
+
+    import uvicorn
+
+    from ingest_api.app import create_app
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((settings.host, settings.port))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    stop.wait()
+    server.should_exit = True
+    thread.join(15)
 
 
 @contextmanager
-def api_process(settings: ApiSettings) -> Iterator[int]:
-    """Serve the API in a child process (so its CPU is measured on its own); yields the child's pid."""
+def api_process(settings: ApiSettings, processes: int = 1) -> Iterator[int]:
+    """Serve the API in a child process (so its CPU is measured on its own), or in `processes` grandchildren of
+    it sharing the port; yields the child's pid (its descendants are counted and pinned with it)."""
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
-    process = context.Process(target=_serve, args=(settings, stop), name="witness-bench-api")
+    process = context.Process(target=_serve, args=(settings, stop, processes), name="witness-bench-api")
     process.start()
     try:
         wait_healthy(f"http://{settings.host}:{settings.port}", process)
         assert process.pid is not None
+        if processes > 1:
+            wait_listening(process.pid, settings.port, processes)
         yield process.pid
     finally:
         stop.set()
         process.join(30)
+
+
+def wait_listening(pid: int, port: int, processes: int, timeout_s: float = 60) -> None:
+    """Return once `processes` descendants of `pid` listen on `port`: uvicorn listens only after the app's
+    start-up, so from then on every new connection reaches a ready API process."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listening = 0
+        for child in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                listening += any(c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                                 for c in child.net_connections(kind="tcp"))
+        if listening >= processes:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {listening} of {processes} API processes listen on port {port}")
+        time.sleep(0.2)
 
 
 def wait_healthy(base_url: str, process: multiprocessing.process.BaseProcess, timeout_s: float = 60) -> None:
@@ -110,7 +170,11 @@ def bench_s3_server(root: Path, *, max_clients: int) -> Iterator[tuple[S3Setting
     exist. The server is stopped on exit."""
     port = s3server.find_free_port_base()
     s3 = S3Settings(endpoint=f"127.0.0.1:{port}", evidence_retention_days=1)
-    server = s3server.start(root / "s3", s3, s3_port=port)
+    # SeaweedFS stalls a collection's writes for ~1.3 s whenever it grows a volume (its first write, then every
+    # GiB with the local server's 1 GiB volumes); one such stall in a round of a few seconds halves or doubles its
+    # ratio. Volumes larger than a whole run stored in one bucket, and a write to each bucket before the first
+    # round (`warm_up`), keep growth out of the measured rounds. MinIO has no such volumes.
+    server = s3server.start(root / "s3", s3, s3_port=port, volume_size_limit_mb=BENCH_VOLUME_LIMIT_MB)
     try:
         direct = Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key.get_secret_value(),
                        secure=False, http_client=urllib3.PoolManager(maxsize=max_clients, retries=False))
@@ -122,6 +186,18 @@ def bench_s3_server(root: Path, *, max_clients: int) -> Iterator[tuple[S3Setting
         s3server.stop(root / "s3")
 
 
+BENCH_VOLUME_LIMIT_MB = 30_000
+
+
+def warm_up(*, photos: PhotoSet, base_url: str, event_id: str, direct: DirectWrite) -> None:
+    """One photo through each path, so that each bucket's first volume exists before anything is timed."""
+    warm = photos.retagged("warm-up")
+    direct(warm.tag, 0, warm.photo(0))
+    outcome, = upload_all(base_url, event_id, PhotoSet(warm.bases, 1, warm.tag), clients=1, deadline_s=120)
+    if outcome.status != 201:
+        raise RuntimeError(f"the warm-up upload was not acknowledged: {outcome.status}")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -129,17 +205,24 @@ def _free_port() -> int:
 
 
 class CpuMeter:
-    """CPU seconds (user + system, children included) of a set of processes between two readings."""
+    """CPU seconds (user + system) of a set of processes between two readings: each process with its ended
+    children, and for the names in `with_descendants` its live descendants too (the API's worker processes)."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], *, with_descendants: frozenset[str] = frozenset()) -> None:
         self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.with_descendants = with_descendants
 
     def read(self) -> dict[str, float]:
         readings = {}
         for name, process in self.processes.items():
-            times = process.cpu_times()
-            readings[name] = times.user + times.system + times.children_user + times.children_system
+            members = [process, *(process.children(recursive=True) if name in self.with_descendants else [])]
+            readings[name] = sum(_cpu_seconds(member) for member in members)
         return readings
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def core_times() -> list[tuple[float, float]]:
@@ -276,11 +359,15 @@ def run_level(
     megabytes = photos.total_bytes / MB
     latencies: list[float] = []
 
+    direct_done: list[Completion] = []
+    api_done: list[Completion] = []
+
     def put(index: int) -> None:
         data = photos.photo(index)
         started = time.perf_counter()
         direct(photos.tag, index, data)
         latencies.append(time.perf_counter() - started)
+        direct_done.append((time.perf_counter(), len(data)))
 
     before, cores, started = meter.read(), core_times(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
@@ -289,8 +376,10 @@ def run_level(
     direct_cpu = {name: after[name] - before[name] for name in after}
 
     api_photos = photos.retagged(f"{photos.tag}-api")
+    sizes = {index: len(api_photos.photo(index)) for index in range(len(api_photos))}
     before, cores, started = meter.read(), core_times(), time.perf_counter()
-    outcomes = upload_all(base_url, event_id, api_photos, clients=clients, deadline_s=600)
+    outcomes = upload_all(base_url, event_id, api_photos, clients=clients, deadline_s=600,
+                          on_result=lambda outcome: api_done.append((time.perf_counter(), sizes[outcome.index])))
     api_s, after, api_busy = time.perf_counter() - started, meter.read(), busy_fractions(cores, core_times())
     api_cpu = {name: after[name] - before[name] for name in after}
     acked = [o for o in outcomes if o.status == 201]
@@ -305,6 +394,8 @@ def run_level(
         "direct_mb_s": megabytes / direct_s,
         "api_mb_s": megabytes / api_s,
         "ratio": direct_s / api_s,
+        # The same, while every client is busy: the first and last waves (filling and draining) left out.
+        **steady_columns(direct_done, api_done, clients),
         "direct_p50_s": _percentile(latencies, 50),
         "direct_p99_s": _percentile(latencies, 99),
         "api_p50_s": _percentile(api_latencies, 50),
@@ -324,6 +415,33 @@ def run_level(
     }
 
 
+# When an upload was acknowledged (perf_counter seconds) and its size in bytes.
+Completion = tuple[float, int]
+STEADY_MIN_WAVES = 5
+
+
+def steady_mb_s(completions: Sequence[Completion], clients: int) -> float | None:
+    """MB/s between the `clients`-th and the last-but-`clients` acknowledgement, or None with fewer than 5 waves
+    (`clients` photos each: with fewer, the window between is too short to say anything).
+
+    With `clients` closed-loop clients the first wave starts together (all bodies arrive at once, nothing is
+    stored yet) and the last one drains with fewer and fewer clients: a run of one or two waves measures that fill
+    and drain, not throughput. Between those two acknowledgements every client has a photo in flight."""
+    if len(completions) < STEADY_MIN_WAVES * clients:
+        return None
+    ordered = sorted(completions)
+    first, last = ordered[clients - 1][0], ordered[len(ordered) - clients - 1][0]
+    carried = sum(size for _, size in ordered[clients:len(ordered) - clients])
+    return carried / MB / (last - first) if last > first else None
+
+
+def steady_columns(direct: Sequence[Completion], api: Sequence[Completion], clients: int) -> dict[str, float]:
+    direct_mb_s, api_mb_s = steady_mb_s(direct, clients), steady_mb_s(api, clients)
+    if direct_mb_s is None or api_mb_s is None:
+        return {}
+    return {"direct_steady_mb_s": direct_mb_s, "api_steady_mb_s": api_mb_s, "steady_ratio": api_mb_s / direct_mb_s}
+
+
 def median_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Each numeric column's median over the rounds of one level; the rounds themselves are kept under "rounds"."""
     summary: dict[str, Any] = {}
@@ -338,18 +456,21 @@ def median_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_levels(
     *, levels: list[int], rounds: int, topologies: list[Topology], photos: PhotoSet, base_url: str, event_id: str,
-    direct: DirectWrite, meter: CpuMeter, s3_pid: int, api_pid: int, console: Console,
+    direct: DirectWrite, meter: CpuMeter, s3_pid: int, api_pid: int, console: Console, waves: int | None = None,
 ) -> list[dict[str, Any]]:
     """Per level, `rounds` rounds; within a round each topology in turn (direct then API in each), so the
-    topologies alternate and share the machine's drift. One summary per (level, topology)."""
+    topologies alternate and share the machine's drift. One summary per (level, topology). With `waves`, a level
+    of N clients sends `waves` x N photos instead of `photos.count`."""
     results: list[dict[str, Any]] = []
     for clients in levels:
+        level_photos = photos if waves is None else PhotoSet(photos.bases, waves * clients, photos.tag)
         done: dict[str, list[dict[str, Any]]] = {topology.name: [] for topology in topologies}
         for round_index in range(rounds):
             for topology in topologies:
                 console.print(f"{clients} clients, round {round_index + 1}/{rounds}, {topology.name} ...")
                 apply_topology(topology, s3_pid=s3_pid, api_pid=api_pid)
-                result = run_level(clients=clients, photos=photos.retagged(f"c{clients}r{round_index}{topology.name}"),
+                result = run_level(clients=clients,
+                                   photos=level_photos.retagged(f"c{clients}r{round_index}{topology.name}"),
                                    base_url=base_url, event_id=event_id, direct=direct, meter=meter)
                 result["affinity"] = checked_affinities(topology, s3_pid=s3_pid, api_pid=api_pid)
                 done[topology.name].append(result)
@@ -360,6 +481,7 @@ def run_levels(
 def print_table(console: Console, results: list[dict[str, Any]], title: str) -> None:
     table = Table(title=title)
     for column in ("topology", "clients", "MB", "direct MB/s", "API MB/s", "ratio", "ratio per round",
+                   "steady ratio (per round)",
                    "API p50 / p99 s", "direct p50 / p99 s", "API path ms/MB api / s3 / client",
                    "direct ms/MB s3 / client", "cores busy API path", "cores busy direct", "retries"):
         table.add_column(column, justify="right")
@@ -368,6 +490,8 @@ def print_table(console: Console, results: list[dict[str, Any]], title: str) -> 
         table.add_row(
             r["topology"], str(r["clients"]), f"{r['megabytes']:.0f}", f"{r['direct_mb_s']:.1f}",
             f"{r['api_mb_s']:.1f}", f"{r['ratio']:.2f}", " ".join(f"{x['ratio']:.2f}" for x in r["rounds"]),
+            (f"{r['steady_ratio']:.2f} (" + " ".join(f"{x['steady_ratio']:.2f}" for x in r["rounds"]) + ")"
+             if "steady_ratio" in r else "-"),
             f"{r['api_p50_s']:.2f} / {r['api_p99_s']:.2f}", f"{r['direct_p50_s']:.2f} / {r['direct_p99_s']:.2f}",
             f"{r['api_path_api_ms_mb']:.1f} / {r['api_path_s3_ms_mb']:.1f} / {r['api_path_client_ms_mb']:.1f}",
             f"{r['direct_s3_ms_mb']:.1f} / {r['direct_client_ms_mb']:.1f}",
@@ -380,6 +504,9 @@ def print_table(console: Console, results: list[dict[str, Any]], title: str) -> 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=128, help="photos per level and path")
+    parser.add_argument("--waves", type=int, help=f"instead of --uploads: WAVES x clients photos per level and "
+                        f"path, so every level runs as many rounds of its clients (>= {STEADY_MIN_WAVES} for the "
+                        f"steady-state columns at every level)")
     parser.add_argument("--levels", default="8,32,64", help="concurrent clients, comma-separated")
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--rounds", type=int, default=1, help="direct-then-API rounds per level; medians shown")
@@ -390,6 +517,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="the direct path: plain put_object into a plain bucket (issue 9's baseline, default), "
                              "or the API's own writes (original into the locked evidence bucket + manifest) "
                              "without the API")
+    parser.add_argument("--store-write-slots", type=int,
+                        help="the API's `store_write_slots` (0: no limit); default: the API's own default")
+    parser.add_argument("--api-processes", type=int, default=1,
+                        help="API processes sharing the port (SO_REUSEPORT), as a multi-worker deployment runs")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.levels.split(",")]
@@ -403,23 +534,29 @@ def main(argv: list[str] | None = None) -> None:
             # What the API will find when it asks the same server at start-up (recorded with the results).
             verification = choose_verification(direct, s3.buckets.derived)
             settings = bench_api_settings(s3, root / "api", _free_port())
+            if args.store_write_slots is not None:
+                settings = settings.model_copy(update={"store_write_slots": args.store_write_slots})
             event_id = create_event(settings)
             console.print(f"generating {args.uploads} photos (3-6 MB noise JPEGs, seed {args.seed})")
             photos = synthetic_photos(args.uploads, seed=args.seed)
-            with api_process(settings) as api_pid:
-                meter = CpuMeter({"api": api_pid, "s3": server.pid, "client": os.getpid()})
+            with api_process(settings, args.api_processes) as api_pid:
+                meter = CpuMeter({"api": api_pid, "s3": server.pid, "client": os.getpid()},
+                                 with_descendants=frozenset({"api"}))
+                base_url = f"http://{settings.host}:{settings.port}"
+                direct_write = plain_put(direct) if args.direct_form == "plain" else api_form_put(
+                    build_client(s3), s3, verification)
+                warm_up(photos=photos, base_url=base_url, event_id=event_id, direct=direct_write)
                 try:
                     results = run_levels(
                         levels=levels, rounds=args.rounds, topologies=topologies, photos=photos,
-                        base_url=f"http://{settings.host}:{settings.port}", event_id=event_id,
-                        direct=plain_put(direct) if args.direct_form == "plain" else api_form_put(
-                            build_client(s3), s3, verification),
-                        meter=meter, s3_pid=server.pid, api_pid=api_pid, console=console,
+                        base_url=base_url, event_id=event_id, direct=direct_write,
+                        meter=meter, s3_pid=server.pid, api_pid=api_pid, console=console, waves=args.waves,
                     )
                 finally:
                     pin(os.getpid(), available, children=False)
 
-    print_table(console, results, f"Ingest: API vs direct put_object ({args.uploads} photos per level and path, "
+    per_level = f"{args.waves} x clients" if args.waves else str(args.uploads)
+    print_table(console, results, f"Ingest: API vs direct put_object ({per_level} photos per level and path, "
                                   f"median of {args.rounds})")
     report = {
         "benchmark": "ingest",
@@ -432,6 +569,8 @@ def main(argv: list[str] | None = None) -> None:
                        for t in topologies},
         "api_write_verification": str(verification),
         "direct_form": args.direct_form,
+        "api_processes": args.api_processes,
+        "store_write_slots": settings.store_write_slots,
         "results": results,
     }
     if args.out:

@@ -157,8 +157,14 @@ def _allow_open_files(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def start(data_dir: Path, settings: S3Settings, *, s3_port: int, timeout_s: float = 30.0) -> LocalS3Server:
-    """Start `weed mini` in the background (or reuse the one already running for this folder)."""
+def start(
+    data_dir: Path, settings: S3Settings, *, s3_port: int, timeout_s: float = 30.0,
+    volume_size_limit_mb: int | None = None,
+) -> LocalS3Server:
+    """Start `weed mini` in the background (or reuse the one already running for this folder).
+
+    `volume_size_limit_mb` overrides the size at which a bucket's volume is full and another is grown (the
+    server's default, 1 GiB here); each growth stalls that bucket's writes for about a second."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     client = build_client(settings.model_copy(update={"endpoint": f"127.0.0.1:{s3_port}", "secure": False}))
@@ -179,6 +185,7 @@ def start(data_dir: Path, settings: S3Settings, *, s3_port: int, timeout_s: floa
         "-admin.ui=false",
         f"-s3.config={identities}",
         f"-volume.max={MAX_VOLUMES}",
+        *([f"-master.volumeSizeLimitMB={volume_size_limit_mb}"] if volume_size_limit_mb is not None else []),
         *_port_flags(s3_port),
     ]
     (data_dir / "data").mkdir(exist_ok=True)

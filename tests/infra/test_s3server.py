@@ -54,3 +54,13 @@ def test_restart_keeps_data_and_wrong_secret_is_refused(tmp_path: Path) -> None:
     finally:
         s3server.stop(tmp_path)
     assert not s3server.stop(tmp_path)
+
+
+def test_a_server_can_be_given_larger_volumes(tmp_path: Path) -> None:
+    """The ingest benchmark's server: a bucket's volume grows only at this size, so no growth stall mid-run."""
+    port = s3server.find_free_port_base()
+    s3server.start(tmp_path, S3Settings(endpoint=f"127.0.0.1:{port}"), s3_port=port, volume_size_limit_mb=3072)
+    try:
+        assert wait_for_log(tmp_path / s3server.LOG_FILE, "Volume Size:") == "3.00 GiB"
+    finally:
+        s3server.stop(tmp_path)
