@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.ingest import (
-    _free_port,
+from bench.ingest_stack import (
     apply_topology,
     bench_s3_server,
     checked_affinities,
+    free_port,
     topology_named,
     wait_healthy,
 )
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         levels = [int(level) for level in args.levels.split(",")]
         with bench_s3_server(root, max_clients=max(levels)) as (s3, server, direct):
             api_form = build_client(s3)
-            settings = bench_api_settings(s3, root / "api", _free_port())
+            settings = bench_api_settings(s3, root / "api", free_port())
             event_id = create_event(settings)
             photos = synthetic_photos(args.uploads, seed=args.seed)
             context = multiprocessing.get_context("spawn")
