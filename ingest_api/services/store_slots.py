@@ -6,6 +6,10 @@ the PUTs in flight. When every received photo is written at once, the PUTs of a 
 witnesses' next photos all arrive together, and the store idles while those bodies come in. Admitted a few at a
 time, writes finish one after another and each freed slot goes to a photo that has already arrived, so the store
 keeps working while other bodies arrive (docs/BENCHMARKS.md, Ingest, Run 9).
+
+The price: a write that stalls keeps its slot until the S3 client gives up on it, so with 4 slots one stuck PUT
+takes a quarter of the process's write capacity for that time. Size the slots with the store's tail latency in
+mind, not only its cores.
 """
 
 from __future__ import annotations
