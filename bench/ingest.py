@@ -134,8 +134,9 @@ def run_level(
         data = photos.photo(index)
         started = time.perf_counter()
         direct(photos.tag, index, data)
-        latencies.append(time.perf_counter() - started)
-        direct_done.append((time.perf_counter(), len(data)))
+        finished = time.perf_counter()
+        latencies.append(finished - started)
+        direct_done.append((finished, len(data)))
 
     before, cores, started = meter.read(), core_times(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:

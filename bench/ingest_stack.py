@@ -11,6 +11,7 @@ import contextlib
 import multiprocessing
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from pathlib import Path
 import httpx
 import psutil
 import urllib3
+import uvicorn
 from minio import Minio
 
 from infra import s3server
@@ -52,11 +54,7 @@ def _serve(settings: ApiSettings, stop: EventType, processes: int) -> None:
 
 
 def _serve_reusing_port(settings: ApiSettings, stop: EventType) -> None:
-    import threading
-
-    import uvicorn
-
-    from ingest_api.app import create_app
+    from ingest_api.app import create_app  # the whole app: only in the API's process
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

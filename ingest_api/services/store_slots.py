@@ -36,7 +36,7 @@ class StoreWriteSlots:
         self.count = count
         self.wait_s = wait_s
         self._lock = threading.Lock()
-        self._free = count
+        self._free = count or 0  # unused without a limit
         self._waiting: deque[threading.Event] = deque()
 
     @classmethod
@@ -63,7 +63,6 @@ class StoreWriteSlots:
 
     def _acquire(self) -> bool:
         with self._lock:
-            assert self._free is not None
             if self._free > 0 and not self._waiting:
                 self._free -= 1
                 return True
@@ -82,5 +81,4 @@ class StoreWriteSlots:
             if self._waiting:
                 self._waiting.popleft().set()  # the slot passes straight to the longest waiter
             else:
-                assert self._free is not None
                 self._free += 1
